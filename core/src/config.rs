@@ -1,0 +1,135 @@
+//! Session configuration and its validation.
+
+use std::time::Duration;
+
+use crate::{BackoffConfig, ConfigError, HeartbeatConfig, QueueConfig, RetryPolicy};
+
+/// Everything a [`Session`](crate::Session) needs to know. Every field has a documented default, chosen
+/// to be safe: bounded memory, capped backoff that retries until told otherwise, keepalive on.
+///
+/// Checked by [`Config::validate`] when the session is created: an invalid value is a
+/// [`ConfigError`], never a panic or a silent misbehaviour later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Longest time a transport may take to open (TCP + TLS + HTTP upgrade). Default: 10 s.
+    pub connect_timeout: Duration,
+    /// Longest time a user close waits for the queue to drain and the server's close frame. Default: 5 s.
+    pub close_timeout: Duration,
+    /// Reconnection backoff.
+    pub backoff: BackoffConfig,
+    /// Keepalive; `None` disables pings (not recommended: half-open links then go undetected).
+    /// Default: `Some(HeartbeatConfig::default())`.
+    pub heartbeat: Option<HeartbeatConfig>,
+    /// Outgoing queue.
+    pub queue: QueueConfig,
+    /// Which failures are retried.
+    pub retry: RetryPolicy,
+    /// Seed of the jitter generator. The same seed and inputs give the same actions. Give each client its
+    /// own (drivers seed from OS entropy unless told otherwise), or clients cut off together retry
+    /// together. Default: 0.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            backoff: BackoffConfig::default(),
+            heartbeat: Some(HeartbeatConfig::default()),
+            queue: QueueConfig::default(),
+            retry: RetryPolicy::default(),
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every value; the first invalid one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |d: Duration, name| if d.is_zero() { Err(ConfigError::ZeroDuration(name)) } else { Ok(()) };
+        positive(self.connect_timeout, "connect_timeout")?;
+        positive(self.close_timeout, "close_timeout")?;
+
+        let b = &self.backoff;
+        positive(b.base, "backoff.base")?;
+        if b.max_delay < b.base {
+            return Err(ConfigError::MaxBelowBase);
+        }
+        if !b.factor.is_finite() || b.factor < 1.0 {
+            return Err(ConfigError::BadFactor);
+        }
+        if b.max_attempts == Some(0) {
+            return Err(ConfigError::ZeroLimit("backoff.max_attempts"));
+        }
+        if let Some(g) = b.give_up_after {
+            positive(g, "backoff.give_up_after")?;
+        }
+        positive(b.stable_after, "backoff.stable_after")?;
+
+        if let Some(h) = &self.heartbeat {
+            positive(h.interval, "heartbeat.interval")?;
+            positive(h.pong_timeout, "heartbeat.pong_timeout")?;
+            if let Some(i) = h.receive_idle {
+                positive(i, "heartbeat.receive_idle")?;
+            }
+        }
+
+        let q = &self.queue;
+        if q.max_messages == 0 {
+            return Err(ConfigError::ZeroLimit("queue.max_messages"));
+        }
+        if q.max_bytes == 0 {
+            return Err(ConfigError::ZeroLimit("queue.max_bytes"));
+        }
+        if let Some(t) = q.ttl {
+            positive(t, "queue.ttl")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_invalid_value_is_named() {
+        let cases: Vec<(fn(&mut Config), ConfigError)> = vec![
+            (|c| c.connect_timeout = Duration::ZERO, ConfigError::ZeroDuration("connect_timeout")),
+            (|c| c.close_timeout = Duration::ZERO, ConfigError::ZeroDuration("close_timeout")),
+            (|c| c.backoff.base = Duration::ZERO, ConfigError::ZeroDuration("backoff.base")),
+            (|c| c.backoff.max_delay = Duration::from_millis(1), ConfigError::MaxBelowBase),
+            (|c| c.backoff.factor = 0.5, ConfigError::BadFactor),
+            (|c| c.backoff.factor = f64::NAN, ConfigError::BadFactor),
+            (|c| c.backoff.max_attempts = Some(0), ConfigError::ZeroLimit("backoff.max_attempts")),
+            (|c| c.backoff.give_up_after = Some(Duration::ZERO), ConfigError::ZeroDuration("backoff.give_up_after")),
+            (|c| c.backoff.stable_after = Duration::ZERO, ConfigError::ZeroDuration("backoff.stable_after")),
+            (
+                |c| c.heartbeat.as_mut().unwrap().interval = Duration::ZERO,
+                ConfigError::ZeroDuration("heartbeat.interval"),
+            ),
+            (
+                |c| c.heartbeat.as_mut().unwrap().pong_timeout = Duration::ZERO,
+                ConfigError::ZeroDuration("heartbeat.pong_timeout"),
+            ),
+            (
+                |c| c.heartbeat.as_mut().unwrap().receive_idle = Some(Duration::ZERO),
+                ConfigError::ZeroDuration("heartbeat.receive_idle"),
+            ),
+            (|c| c.queue.max_messages = 0, ConfigError::ZeroLimit("queue.max_messages")),
+            (|c| c.queue.max_bytes = 0, ConfigError::ZeroLimit("queue.max_bytes")),
+            (|c| c.queue.ttl = Some(Duration::ZERO), ConfigError::ZeroDuration("queue.ttl")),
+        ];
+        for (mutate, expected) in cases {
+            let mut c = Config::default();
+            mutate(&mut c);
+            assert_eq!(c.validate(), Err(expected));
+        }
+    }
+}

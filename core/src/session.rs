@@ -1,0 +1,696 @@
+//! The session: one logical connection to one server, kept alive across many transports.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::backoff::Backoff;
+use crate::heartbeat::{Heartbeat, Tick};
+use crate::queue::{Queue, Refusal};
+use crate::rng::Rng;
+use crate::timer::{Timer, TimerTable};
+use crate::transport::{CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId};
+use crate::{
+    Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
+    Outcome, SendError, State, Stats, Verdict,
+};
+
+/// Close code the session sends when it drops a transport on its own (heartbeat, connect timeout).
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a link the heartbeat declared dead, as python-websockets does.
+const CLOSE_KEEPALIVE: u16 = 1011;
+/// Bound on heartbeat ticks handled in one `handle_timeout`; each tick moves a deadline past `now`, so
+/// the loop ends after at most three, and the bound only guards against a future mistake.
+const MAX_HEARTBEAT_TICKS: usize = 8;
+
+#[derive(Debug, Clone)]
+struct CloseRequest {
+    code: u16,
+    reason: String,
+    /// The close action has been handed to the driver.
+    sent: bool,
+}
+
+/// The Tether state machine: one logical WebSocket connection, kept alive across transports.
+///
+/// It performs no I/O and reads no clock: the driver feeds it inputs with the current time and carries
+/// out what it asks. Methods, by group:
+///
+/// * **Commands** from the application: [`connect`](Self::connect), [`send`](Self::send),
+///   [`close`](Self::close), [`set_preamble`](Self::set_preamble).
+/// * **Inputs** from the driver: [`handle_transport`](Self::handle_transport),
+///   [`handle_timeout`](Self::handle_timeout), [`handle_network`](Self::handle_network).
+/// * **Outputs**, to drain after every input or command: [`poll_action`](Self::poll_action) (for the
+///   driver), [`poll_event`](Self::poll_event) (for the application), and
+///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next).
+/// * **Getters**: [`state`](Self::state), [`stats`](Self::stats), [`queue_len`](Self::queue_len).
+///
+/// # The driving loop
+///
+/// 1. Give an input (or a command) with the current time.
+/// 2. Drain `poll_action` until `None`, carrying each action out; drain `poll_event` for the application.
+///    The two may be drained in any order; actions are owned values.
+/// 3. Sleep until `poll_timeout()` or the next input, whichever is first; at the deadline call
+///    `handle_timeout(now)`. Early or repeated calls do nothing; a `now` earlier than one already seen is
+///    treated as that one (time never goes back).
+///
+/// The crate documentation has a complete example.
+#[derive(Debug)]
+pub struct Session {
+    cfg: Config,
+    state: State,
+    rng: Rng,
+    backoff: Backoff,
+    timers: TimerTable,
+    queue: Queue,
+    preamble: Vec<Message>,
+    /// Preamble messages already handed to the current transport.
+    preamble_sent: usize,
+    next_transport: u64,
+    next_message: u64,
+    /// The transport in use (opening, open or closing), if any.
+    transport: Option<TransportId>,
+    /// Consecutive failed attempts in the current outage.
+    failures: u32,
+    /// Retries scheduled in the current outage (drives the backoff exponent).
+    retries: u32,
+    /// When the current outage began; `None` while stable.
+    outage_start: Option<Instant>,
+    connected_at: Option<Instant>,
+    ever_connected: bool,
+    heartbeat: Option<Heartbeat>,
+    ping_seq: u64,
+    offline: bool,
+    /// A retry was due while offline; it starts on `Online`.
+    retry_waiting_for_network: bool,
+    close: Option<CloseRequest>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    last_now: Instant,
+}
+
+impl Session {
+    /// Creates an idle session. Nothing happens until [`connect`](Self::connect); messages sent before
+    /// are queued.
+    pub fn new(config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            rng: Rng::new(config.seed),
+            backoff: Backoff::new(&config.backoff),
+            cfg: config,
+            state: State::Idle,
+            timers: TimerTable::default(),
+            queue: Queue::default(),
+            preamble: Vec::new(),
+            preamble_sent: 0,
+            next_transport: 0,
+            next_message: 0,
+            transport: None,
+            failures: 0,
+            retries: 0,
+            outage_start: None,
+            connected_at: None,
+            ever_connected: false,
+            heartbeat: None,
+            ping_seq: 0,
+            offline: false,
+            retry_waiting_for_network: false,
+            close: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            last_now: now,
+        })
+    }
+
+    // ----- getters -------------------------------------------------------------------------------
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The transport in use (opening, open or closing), if any.
+    pub fn transport(&self) -> Option<TransportId> {
+        self.transport
+    }
+
+    /// Messages held (pending and in flight).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Payload bytes held (pending and in flight).
+    pub fn queue_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Messages handed to the current transport and not yet reported flushed.
+    pub fn in_flight(&self) -> usize {
+        self.queue.in_flight_len()
+    }
+
+    /// When the next connection attempt is due, while reconnecting.
+    pub fn next_attempt_at(&self) -> Option<Instant> {
+        self.timers.get(Timer::Backoff)
+    }
+
+    /// A snapshot of the counters; `now` gives the current uptime.
+    pub fn stats(&self, now: Instant) -> Stats {
+        let mut s = self.stats;
+        let now = now.max(self.last_now);
+        if let Some(at) = self.connected_at {
+            s.uptime = now.saturating_duration_since(at);
+            s.total_connected += s.uptime;
+        }
+        s.queue_len = self.queue.len();
+        s.queue_bytes = self.queue.bytes();
+        s.time_jumps += self.heartbeat.as_ref().map_or(0, |h| h.time_jumps);
+        s
+    }
+
+    // ----- outputs -------------------------------------------------------------------------------
+
+    /// The next thing for the driver to do. Call until `None` after every input.
+    ///
+    /// Data messages are handed out lazily, one per call, in FIFO order (the preamble first on every new
+    /// transport), so the driver's write buffer applies backpressure simply by not calling this.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        let transport = self.transport?;
+        let draining = match (&self.state, &self.close) {
+            (State::Connected, _) => false,
+            (State::Closing, Some(c)) if !c.sent => true,
+            _ => return None,
+        };
+        if let Some(message) = self.preamble.get(self.preamble_sent) {
+            self.preamble_sent += 1;
+            self.stats.messages_sent += 1;
+            self.stats.bytes_sent += message.len() as u64;
+            return Some(Action::Send { transport, id: None, message: message.clone() });
+        }
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut |id, outcome| {
+            record_outcome(events, stats, id, outcome)
+        });
+        if let Some((id, message)) = next {
+            return Some(Action::Send { transport, id: Some(id), message });
+        }
+        if draining {
+            let close = self.close.as_mut()?;
+            close.sent = true;
+            return Some(Action::Close { transport, code: close.code, reason: close.reason.clone() });
+        }
+        None
+    }
+
+    /// The next event for the application. Call until `None` after every input.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has something to do; `None`: nothing is
+    /// scheduled. Depends only on the state, not on what has been drained. Never earlier than the latest
+    /// `now` handled unless `handle_timeout` has not yet been called for it.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.timers.next();
+        if let (Some(hb), Some(cfg), State::Connected) = (&self.heartbeat, &self.cfg.heartbeat, self.state) {
+            next = min_opt(next, Some(hb.deadline(cfg)));
+        }
+        min_opt(next, self.queue.next_expiry())
+    }
+
+    // ----- commands ------------------------------------------------------------------------------
+
+    /// Starts connecting: from `Idle`, or again after `Closed` or `Failed` (with a fresh retry budget).
+    pub fn connect(&mut self, now: Instant) -> Result<(), CommandError> {
+        let now = self.clamp(now);
+        match self.state {
+            State::Idle | State::Closed | State::Failed => {}
+            state => return Err(CommandError::InvalidState { command: "connect", state }),
+        }
+        self.failures = 0;
+        self.retries = 0;
+        self.backoff.reset(&self.cfg.backoff);
+        self.outage_start = Some(now);
+        self.close = None;
+        self.retry_waiting_for_network = false;
+        self.start_attempt(now, Cause::ConnectRequested);
+        Ok(())
+    }
+
+    /// Accepts a message for sending and returns its id; its [`Outcome`] arrives later as an event.
+    ///
+    /// Accepted in every state but `Closing`, `Closed` and `Failed`: while not connected the message
+    /// waits in the queue. Refused messages are handed back in the error.
+    pub fn send(&mut self, now: Instant, message: Message) -> Result<MessageId, SendError> {
+        let now = self.clamp(now);
+        if matches!(self.state, State::Closing | State::Closed | State::Failed) {
+            self.stats.messages_refused += 1;
+            return Err(SendError::Inactive { message, state: self.state });
+        }
+        let id = MessageId(self.next_message);
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        let mut out = |id, outcome| record_outcome(events, stats, id, outcome);
+        self.queue.expire(now, &mut out);
+        match self.queue.push(&self.cfg.queue, now, id, message, &mut out) {
+            Ok(()) => {
+                self.next_message += 1;
+                self.stats.messages_accepted += 1;
+                Ok(id)
+            }
+            Err((refusal, message)) => {
+                self.stats.messages_refused += 1;
+                Err(match refusal {
+                    Refusal::Full => SendError::Full(message),
+                    Refusal::TooLarge => SendError::TooLarge { message, max_bytes: self.cfg.queue.max_bytes },
+                })
+            }
+        }
+    }
+
+    /// Registers messages (authentication, subscriptions) sent first on every new connection, before
+    /// any queued message. Replaces the previous preamble; takes effect from the next connection.
+    /// Preamble messages have no id and no outcome: if a connection dies, they are simply sent again on
+    /// the next one.
+    pub fn set_preamble(&mut self, messages: Vec<Message>) {
+        self.preamble = messages;
+        // The current transport already had the old preamble (or part of it): don't send the new one now.
+        self.preamble_sent = self.preamble.len();
+    }
+
+    /// Closes the session with a close code and reason. No reconnection follows.
+    ///
+    /// With [`CloseMode::Drain`] queued messages are sent first on the open connection; with
+    /// [`CloseMode::Abort`] (or without an open connection) they end as [`Outcome::Aborted`].
+    pub fn close(&mut self, now: Instant, code: u16, reason: &str, mode: CloseMode) -> Result<(), CommandError> {
+        let now = self.clamp(now);
+        if !close_code_sendable(code) {
+            return Err(CommandError::InvalidCloseCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(CommandError::ReasonTooLong(reason.len()));
+        }
+        match self.state {
+            State::Closing | State::Closed | State::Failed => {
+                Err(CommandError::InvalidState { command: "close", state: self.state })
+            }
+            State::Connected => {
+                let transport = self.transport.expect("Connected always has a transport");
+                self.drop_heartbeat();
+                self.timers.stop(Timer::Stable);
+                self.timers.set(Timer::Close, now + self.cfg.close_timeout);
+                self.close = Some(CloseRequest { code, reason: reason.to_owned(), sent: mode == CloseMode::Abort });
+                if mode == CloseMode::Abort {
+                    let (events, stats) = (&mut self.events, &mut self.stats);
+                    self.queue.abort_pending(&mut |id, outcome| record_outcome(events, stats, id, outcome));
+                    self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
+                }
+                self.transition(State::Closing, Cause::CloseRequested);
+                Ok(())
+            }
+            State::Idle | State::Connecting | State::Reconnecting => {
+                if let Some(transport) = self.transport.take() {
+                    self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
+                }
+                self.finish_close(now, Cause::CloseRequested);
+                Ok(())
+            }
+        }
+    }
+
+    // ----- inputs --------------------------------------------------------------------------------
+
+    /// Handles every deadline due at `now`. Calling it early, or twice, does nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clamp(now);
+        for timer in Timer::ALL {
+            if self.timers.take_due(timer, now) {
+                self.on_timer(now, timer);
+            }
+        }
+        if self.state == State::Connected {
+            self.heartbeat_ticks(now);
+        }
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.queue.expire(now, &mut |id, outcome| record_outcome(events, stats, id, outcome));
+        self.after_input();
+    }
+
+    /// Handles a report about transport `id`. Reports about any transport other than the current one
+    /// are stale: ignored and counted.
+    pub fn handle_transport(&mut self, now: Instant, id: TransportId, event: TransportEvent) {
+        let now = self.clamp(now);
+        if self.transport != Some(id) {
+            self.stats.stale_events += 1;
+            return;
+        }
+        match (self.state, event) {
+            (State::Connecting, TransportEvent::Opened { handshake }) => self.on_opened(now, id, handshake),
+            (State::Connecting, TransportEvent::OpenFailed(err)) => self.on_open_failed(now, err),
+            (State::Connecting, TransportEvent::Closed(_)) => {
+                self.on_open_failed(now, OpenError::Io("connection closed during the handshake".into()))
+            }
+            (State::Connected | State::Closing, TransportEvent::Received(frame)) => self.on_frame(now, frame),
+            (State::Connected | State::Closing, TransportEvent::Flushed { through }) => {
+                let (events, stats) = (&mut self.events, &mut self.stats);
+                self.queue.flushed(through, &mut |id, len| {
+                    stats.messages_sent += 1;
+                    stats.bytes_sent += len as u64;
+                    stats.last_message_at = Some(now);
+                    record_outcome(events, stats, id, Outcome::Sent)
+                });
+            }
+            (State::Connected, TransportEvent::Closed(Ok(frame))) => self.on_remote_close(now, frame),
+            (State::Connected, TransportEvent::Closed(Err(err))) => {
+                match &err {
+                    TransportError::Io(_) => self.stats.errors.io += 1,
+                    TransportError::Protocol(_) => self.stats.errors.protocol += 1,
+                }
+                let verdict = self.cfg.retry.classify_transport(&err);
+                self.lose_transport(now, Cause::TransportFailed(err), verdict, None);
+            }
+            (State::Closing, TransportEvent::Closed(_)) => self.finish_close(now, Cause::CloseCompleted),
+            // Anything else cannot come from a correct driver (a frame before the handshake, a second
+            // `Opened`): it is ignored and counted, never a panic.
+            _ => self.stats.stale_events += 1,
+        }
+        self.after_input();
+    }
+
+    /// Handles a network hint from the platform.
+    pub fn handle_network(&mut self, now: Instant, hint: NetworkHint) {
+        let now = self.clamp(now);
+        match hint {
+            NetworkHint::Offline => self.offline = true,
+            NetworkHint::Online | NetworkHint::Resumed => self.offline = false,
+        }
+        match (self.state, hint) {
+            (State::Connected, _) => self.probe_now(now),
+            (State::Reconnecting, NetworkHint::Online | NetworkHint::Resumed) => {
+                self.timers.stop(Timer::Backoff);
+                self.retry_waiting_for_network = false;
+                self.start_attempt(now, Cause::Network(hint));
+            }
+            _ => {}
+        }
+        self.after_input();
+    }
+
+    // ----- internals -----------------------------------------------------------------------------
+
+    fn clamp(&mut self, now: Instant) -> Instant {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    fn transition(&mut self, to: State, cause: Cause) {
+        let from = self.state;
+        debug_assert!(from.can_transition_to(to), "illegal transition {from:?} -> {to:?}");
+        self.state = to;
+        self.events.push_back(Event::StateChanged { from, to, cause });
+    }
+
+    fn after_input(&mut self) {
+        if self.queue.take_unblocked(&self.cfg.queue) {
+            self.events.push_back(Event::QueueUnblocked);
+        }
+    }
+
+    fn start_attempt(&mut self, now: Instant, cause: Cause) {
+        let transport = TransportId(self.next_transport);
+        self.next_transport += 1;
+        self.transport = Some(transport);
+        self.stats.attempts += 1;
+        self.timers.set(Timer::Connect, now + self.cfg.connect_timeout);
+        let attempt = self.failures + 1;
+        self.actions.push_back(Action::Open { transport, attempt });
+        self.transition(State::Connecting, cause);
+    }
+
+    fn on_opened(&mut self, now: Instant, transport: TransportId, handshake: Duration) {
+        self.timers.stop(Timer::Connect);
+        self.timers.set(Timer::Stable, now + self.cfg.backoff.stable_after);
+        self.connected_at = Some(now);
+        self.stats.connects += 1;
+        let reconnect = self.ever_connected;
+        if reconnect {
+            self.stats.reconnects += 1;
+        }
+        self.ever_connected = true;
+        self.stats.last_handshake = Some(handshake);
+        self.preamble_sent = 0;
+        self.heartbeat = self.cfg.heartbeat.as_ref().map(|cfg| Heartbeat::start(cfg, now, self.ping_seq));
+        self.transition(State::Connected, Cause::Opened);
+        self.events.push_back(Event::Connected { transport, attempt: self.failures + 1, handshake, reconnect });
+        if self.offline {
+            // Connected while told the network is down: the hint is stale; check the link.
+            self.probe_now(now);
+        }
+    }
+
+    fn on_open_failed(&mut self, now: Instant, err: OpenError) {
+        let e = &mut self.stats.errors;
+        match &err {
+            OpenError::Dns(_) => e.dns += 1,
+            OpenError::Tcp(_) => e.tcp += 1,
+            OpenError::Tls(_) | OpenError::TlsCertificate(_) => e.tls += 1,
+            OpenError::Http { .. } => e.http += 1,
+            OpenError::Protocol(_) => e.protocol += 1,
+            OpenError::Io(_) => e.io += 1,
+        }
+        let verdict = self.cfg.retry.classify_open(&err);
+        self.lose_transport(now, Cause::OpenFailed(err), verdict, None);
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) {
+        if let Some(hb) = &mut self.heartbeat {
+            hb.on_inbound(now);
+        }
+        match frame {
+            Frame::Message(m) => {
+                self.stats.messages_received += 1;
+                self.stats.bytes_received += m.len() as u64;
+                self.stats.last_message_at = Some(now);
+                self.events.push_back(Event::Message(m));
+            }
+            Frame::Ping => {}
+            Frame::Pong(payload) => {
+                if let Some(rtt) = self.heartbeat.as_mut().and_then(|hb| hb.on_pong(now, &payload)) {
+                    self.stats.rtt.record(rtt);
+                }
+            }
+            Frame::Close(_) if self.state == State::Closing => self.finish_close(now, Cause::CloseCompleted),
+            Frame::Close(frame) => self.on_remote_close(now, frame),
+        }
+    }
+
+    fn on_remote_close(&mut self, now: Instant, frame: Option<CloseFrame>) {
+        self.stats.errors.remote_close += 1;
+        let verdict = self.cfg.retry.classify_close(frame.as_ref().map(|f| f.code));
+        // The WebSocket library answers the close frame itself; nothing to send.
+        self.lose_transport(now, Cause::RemoteClosed(frame), verdict, None);
+    }
+
+    fn probe_now(&mut self, now: Instant) {
+        let (Some(hb), Some(cfg), Some(transport)) = (&mut self.heartbeat, &self.cfg.heartbeat, self.transport) else {
+            return;
+        };
+        if let Some(payload) = hb.probe_now(cfg, now) {
+            self.actions.push_back(Action::Ping { transport, payload });
+        }
+    }
+
+    fn heartbeat_ticks(&mut self, now: Instant) {
+        for _ in 0..MAX_HEARTBEAT_TICKS {
+            let (Some(hb), Some(cfg), Some(transport)) = (&mut self.heartbeat, &self.cfg.heartbeat, self.transport)
+            else {
+                return;
+            };
+            match hb.on_timeout(cfg, now) {
+                None => return,
+                Some(Tick::Ping(payload)) => {
+                    self.ping_seq = hb.seq();
+                    self.actions.push_back(Action::Ping { transport, payload });
+                }
+                Some(Tick::Dead(why)) => {
+                    self.stats.errors.heartbeat += 1;
+                    let close = (CLOSE_KEEPALIVE, "keepalive timeout");
+                    self.lose_transport(now, Cause::Heartbeat(why), Verdict::Retry, Some(close));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match (timer, self.state) {
+            (Timer::Connect, State::Connecting) => {
+                self.stats.errors.connect_timeout += 1;
+                let close = (CLOSE_GOING_AWAY, "connect timeout");
+                self.lose_transport(now, Cause::ConnectTimeout, Verdict::Retry, Some(close));
+            }
+            (Timer::Close, State::Closing) => {
+                if let Some(transport) = self.transport {
+                    // Tell the driver to let go of a transport whose close never completed.
+                    if let Some(c) = self.close.as_ref().filter(|c| !c.sent) {
+                        self.actions.push_back(Action::Close { transport, code: c.code, reason: c.reason.clone() });
+                    }
+                }
+                self.finish_close(now, Cause::CloseTimeout);
+            }
+            (Timer::Stable, State::Connected) => {
+                self.failures = 0;
+                self.retries = 0;
+                self.outage_start = None;
+                self.backoff.reset(&self.cfg.backoff);
+            }
+            (Timer::Backoff, State::Reconnecting) => {
+                if self.offline {
+                    self.retry_waiting_for_network = true;
+                } else {
+                    self.start_attempt(now, Cause::BackoffElapsed);
+                }
+            }
+            // A timer left over from another state has nothing to do.
+            _ => {}
+        }
+    }
+
+    /// The current transport failed or was lost: settle its messages, then retry or give up.
+    fn lose_transport(&mut self, now: Instant, cause: Cause, verdict: Verdict, close: Option<(u16, &str)>) {
+        let was_connected = self.state == State::Connected;
+        let transport = self.transport.take();
+        if let (Some(transport), Some((code, reason))) = (transport, close) {
+            self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
+        }
+        self.timers.stop(Timer::Connect);
+        // Connected and the Stable timer already fired: this connection had become stable.
+        let was_stable = was_connected && self.timers.get(Timer::Stable).is_none();
+        self.timers.stop(Timer::Stable);
+        self.drop_heartbeat();
+        if let Some(at) = self.connected_at.take() {
+            self.stats.total_connected += now.saturating_duration_since(at);
+        }
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        let requeued = self.queue.transport_lost(&mut |id, outcome| record_outcome(events, stats, id, outcome));
+        self.stats.messages_requeued += requeued as u64;
+        self.events.extend(self.queue.pending_ids().take(requeued).map(|id| Event::Requeued { id }));
+
+        if was_stable {
+            self.outage_start = Some(now);
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.stats.failed_attempts += 1;
+        }
+        let outage_start = *self.outage_start.get_or_insert(now);
+
+        let give_up = match verdict {
+            Verdict::Fatal => Some(FailReason::Fatal(cause.clone())),
+            _ if self.cfg.backoff.max_attempts.is_some_and(|max| self.failures >= max) => {
+                Some(FailReason::RetriesExhausted { attempts: self.failures, last: cause.clone() })
+            }
+            _ => {
+                let elapsed = now.saturating_duration_since(outage_start);
+                self.cfg
+                    .backoff
+                    .give_up_after
+                    .filter(|budget| elapsed >= *budget)
+                    .map(|_| FailReason::BudgetExhausted { elapsed, last: cause.clone() })
+            }
+        };
+        if let Some(reason) = give_up {
+            if was_connected {
+                self.events.push_back(Event::Disconnected { cause: cause.clone(), next_attempt_at: None });
+            }
+            self.fail(reason, cause);
+            return;
+        }
+
+        self.retries = self.retries.saturating_add(1);
+        let mut delay = if was_stable && self.cfg.backoff.immediate_first_retry {
+            Duration::ZERO
+        } else {
+            self.backoff.next_delay(&self.cfg.backoff, self.retries, &mut self.rng)
+        };
+        if let Verdict::RetryAfter(min) = verdict {
+            delay = delay.max(min);
+        }
+        let at = now + delay;
+        if was_connected {
+            self.events.push_back(Event::Disconnected { cause: cause.clone(), next_attempt_at: Some(at) });
+        }
+        self.transition(State::Reconnecting, cause);
+        self.events.push_back(Event::RetryScheduled { attempt: self.failures + 1, delay, at });
+        self.timers.set(Timer::Backoff, at);
+        if delay.is_zero() && !self.offline {
+            self.timers.stop(Timer::Backoff);
+            self.start_attempt(now, Cause::BackoffElapsed);
+        }
+    }
+
+    fn drop_heartbeat(&mut self) {
+        if let Some(hb) = self.heartbeat.take() {
+            self.stats.time_jumps += hb.time_jumps;
+        }
+    }
+
+    fn fail(&mut self, reason: FailReason, cause: Cause) {
+        self.transport = None;
+        self.drop_heartbeat();
+        self.timers.stop_all();
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.queue.abort_all(&mut |id, outcome| record_outcome(events, stats, id, outcome));
+        self.transition(State::Failed, cause);
+        self.events.push_back(Event::Failed(reason));
+    }
+
+    fn finish_close(&mut self, now: Instant, cause: Cause) {
+        self.transport = None;
+        self.drop_heartbeat();
+        if let Some(at) = self.connected_at.take() {
+            self.stats.total_connected += now.saturating_duration_since(at);
+        }
+        self.timers.stop_all();
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.queue.abort_all(&mut |id, outcome| record_outcome(events, stats, id, outcome));
+        self.transition(State::Closed, cause.clone());
+        self.events.push_back(Event::Closed { cause });
+    }
+}
+
+fn record_outcome(events: &mut VecDeque<Event>, stats: &mut Stats, id: MessageId, outcome: Outcome) {
+    match outcome {
+        Outcome::Sent => {}
+        Outcome::Dropped => stats.messages_dropped += 1,
+        Outcome::Expired => stats.messages_expired += 1,
+        Outcome::Abandoned => stats.messages_abandoned += 1,
+        Outcome::Aborted => stats.messages_aborted += 1,
+    }
+    events.push_back(Event::Outcome { id, outcome });
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Close codes an endpoint may put in a close frame (RFC 6455 section 7.4, IANA registry).
+pub(crate) fn close_code_sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}

@@ -1,0 +1,62 @@
+//! The session's own deadlines, as a fixed table (no allocation, deterministic order).
+//!
+//! The heartbeat and the queue's expiry keep their own deadlines; [`Session::poll_timeout`]
+//! (crate::Session::poll_timeout) takes the minimum over all of them.
+
+use std::time::Instant;
+
+/// A session-level deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The connect timeout of the transport being opened.
+    Connect = 0,
+    /// The close timeout of a user close.
+    Close = 1,
+    /// The connection has been up for `stable_after`: reset the backoff.
+    Stable = 2,
+    /// The backoff delay before the next attempt.
+    Backoff = 3,
+}
+
+impl Timer {
+    /// Handling order when several are due together.
+    pub(crate) const ALL: [Timer; 4] = [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff];
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; 4],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, t: Timer, at: Instant) {
+        self.at[t as usize] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, t: Timer) {
+        self.at[t as usize] = None;
+    }
+
+    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
+        self.at[t as usize]
+    }
+
+    pub(crate) fn stop_all(&mut self) {
+        self.at = [None; 4];
+    }
+
+    /// True (and stops it) if `t` is set and due at `now`.
+    pub(crate) fn take_due(&mut self, t: Timer, now: Instant) -> bool {
+        match self.at[t as usize] {
+            Some(at) if at <= now => {
+                self.at[t as usize] = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+}

@@ -1,0 +1,155 @@
+//! What the driver reports about the transports (WebSocket connections) the core asked it to open.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::Message;
+
+/// Identifies one transport (one TCP/TLS/WebSocket connection attempt) issued by the core in
+/// [`Action::Open`](crate::Action::Open).
+///
+/// Every report about a transport carries its id, so a late report from a transport the core has
+/// already given up on is recognised, ignored and counted ([`Stats::stale_events`](crate::Stats)),
+/// instead of racing the core into a wrong state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TransportId(pub u64);
+
+impl std::fmt::Display for TransportId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// A close code and reason, as carried by a WebSocket close frame.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CloseFrame {
+    /// The close code (RFC 6455 section 7.4).
+    pub code: u16,
+    /// The UTF-8 reason, at most 123 bytes on the wire.
+    pub reason: String,
+}
+
+/// A frame read from an open transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete data message.
+    Message(Message),
+    /// A ping from the peer. The WebSocket library answers it; the core only takes it as proof of life.
+    Ping,
+    /// A pong, with the payload it echoes.
+    Pong(Bytes),
+    /// The peer's close frame; `None` when it carried no status code (1005).
+    Close(Option<CloseFrame>),
+}
+
+/// Why opening a transport failed, classified so the retry policy can decide.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OpenError {
+    /// The host name did not resolve.
+    Dns(String),
+    /// The TCP connection failed (refused, reset, unreachable).
+    Tcp(String),
+    /// The TLS handshake failed for a reason that may pass (reset, unexpected EOF).
+    Tls(String),
+    /// The server's certificate was rejected. Retrying will not change that.
+    TlsCertificate(String),
+    /// The server answered the upgrade request with a non-101 HTTP status.
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The server's `Retry-After`, already parsed by the driver (see [`parse_retry_after`](crate::parse_retry_after)).
+        retry_after: Option<Duration>,
+    },
+    /// The handshake broke the WebSocket protocol (bad `Sec-WebSocket-Accept`, missing upgrade, ...).
+    Protocol(String),
+    /// Any other I/O error while connecting.
+    Io(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Dns(e) => write!(f, "DNS lookup failed: {e}"),
+            OpenError::Tcp(e) => write!(f, "TCP connect failed: {e}"),
+            OpenError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            OpenError::TlsCertificate(e) => write!(f, "server certificate rejected: {e}"),
+            OpenError::Http { status, retry_after: Some(d) } => {
+                write!(f, "handshake rejected with HTTP {status} (Retry-After {}s)", d.as_secs())
+            }
+            OpenError::Http { status, retry_after: None } => write!(f, "handshake rejected with HTTP {status}"),
+            OpenError::Protocol(e) => write!(f, "WebSocket handshake protocol error: {e}"),
+            OpenError::Io(e) => write!(f, "I/O error while connecting: {e}"),
+        }
+    }
+}
+
+/// Why an open transport was lost, when it was not a close frame.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransportError {
+    /// Reading or writing the socket failed (reset, broken pipe, EOF without a close frame).
+    Io(String),
+    /// The peer broke the WebSocket protocol (bad frame, bad UTF-8 in text, oversized message).
+    Protocol(String),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Io(e) => write!(f, "connection I/O error: {e}"),
+            TransportError::Protocol(e) => write!(f, "WebSocket protocol error: {e}"),
+        }
+    }
+}
+
+/// A report about a transport, passed to [`Session::handle_transport`](crate::Session::handle_transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// The WebSocket handshake completed.
+    Opened {
+        /// How long the TCP, TLS and HTTP handshakes took together.
+        handshake: Duration,
+    },
+    /// The transport could not be opened.
+    OpenFailed(OpenError),
+    /// A frame arrived.
+    Received(Frame),
+    /// Every message the core handed to this transport up to and including `through` has been written to
+    /// the socket (the write buffer was flushed). Messages of the preamble carry no id and need no report.
+    Flushed {
+        /// The highest message id that is now flushed.
+        through: crate::MessageId,
+    },
+    /// The transport is gone. `Ok` carries the close frame seen (if any) when the close handshake ended
+    /// normally; `Err` is the failure that ended it.
+    Closed(Result<Option<CloseFrame>, TransportError>),
+}
+
+/// Parses an HTTP `Retry-After` value in its delay-seconds form (RFC 9110 section 10.2.3).
+///
+/// The HTTP-date form needs a wall clock, which the core never reads; it yields `None` and the status is
+/// then retried by the ordinary backoff. Untrusted input: any string gives `Some` or `None`, never a panic.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_only() {
+        assert_eq!(parse_retry_after("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("1.5"), None);
+        assert_eq!(parse_retry_after(""), None);
+        assert_eq!(parse_retry_after("99999999999999999999"), None);
+    }
+}
