@@ -100,7 +100,8 @@ mod tests {
 
     #[test]
     fn each_invalid_value_is_named() {
-        let cases: Vec<(fn(&mut Config), ConfigError)> = vec![
+        type Case = (fn(&mut Config), ConfigError);
+        let cases: Vec<Case> = vec![
             (|c| c.connect_timeout = Duration::ZERO, ConfigError::ZeroDuration("connect_timeout")),
             (|c| c.close_timeout = Duration::ZERO, ConfigError::ZeroDuration("close_timeout")),
             (|c| c.backoff.base = Duration::ZERO, ConfigError::ZeroDuration("backoff.base")),

@@ -1,0 +1,2 @@
+//! Support code for Tether's integration tests.
+#![warn(missing_docs)]
