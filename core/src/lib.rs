@@ -25,9 +25,9 @@
 //! use tether_core::*;
 //!
 //! let t0 = Instant::now(); // the only clock read, by the "driver"
-//! let mut config = Config::default();
-//! config.backoff.jitter = Jitter::None; // exact delays, for the example
-//! let mut s = Session::new(config, t0)?;
+//! // Exact delays, for the example; real clients keep the jitter.
+//! let backoff = BackoffConfig { jitter: Jitter::None, ..BackoffConfig::default() };
+//! let mut s = Session::new(Config { backoff, ..Config::default() }, t0)?;
 //!
 //! // 1. Connect: the session asks for a transport.
 //! s.connect(t0)?;

@@ -68,14 +68,14 @@ pub(crate) enum Refusal {
     TooLarge,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     id: MessageId,
     msg: Message,
     expires_at: Option<Instant>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct InFlight {
     id: MessageId,
     len: usize,
@@ -85,7 +85,7 @@ struct InFlight {
     expires_at: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Queue {
     pending: VecDeque<Pending>,
     in_flight: VecDeque<InFlight>,

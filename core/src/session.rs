@@ -54,7 +54,7 @@ struct CloseRequest {
 ///    treated as that one (time never goes back).
 ///
 /// The crate documentation has a complete example.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     cfg: Config,
     state: State,
@@ -201,6 +201,8 @@ impl Session {
         let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut |id, outcome| {
             record_outcome(events, stats, id, outcome)
         });
+        // Expired heads may have made room.
+        self.after_input();
         if let Some((id, message)) = next {
             return Some(Action::Send { transport, id: Some(id), message });
         }
@@ -239,9 +241,7 @@ impl Session {
             State::Idle | State::Closed | State::Failed => {}
             state => return Err(CommandError::InvalidState { command: "connect", state }),
         }
-        self.failures = 0;
-        self.retries = 0;
-        self.backoff.reset(&self.cfg.backoff);
+        self.reset_backoff();
         self.outage_start = Some(now);
         self.close = None;
         self.retry_waiting_for_network = false;
@@ -263,7 +263,9 @@ impl Session {
         let (events, stats) = (&mut self.events, &mut self.stats);
         let mut out = |id, outcome| record_outcome(events, stats, id, outcome);
         self.queue.expire(now, &mut out);
-        match self.queue.push(&self.cfg.queue, now, id, message, &mut out) {
+        let pushed = self.queue.push(&self.cfg.queue, now, id, message, &mut out);
+        self.after_input();
+        match pushed {
             Ok(()) => {
                 self.next_message += 1;
                 self.stats.messages_accepted += 1;
@@ -303,7 +305,7 @@ impl Session {
         }
         match self.state {
             State::Closing | State::Closed | State::Failed => {
-                Err(CommandError::InvalidState { command: "close", state: self.state })
+                return Err(CommandError::InvalidState { command: "close", state: self.state });
             }
             State::Connected => {
                 let transport = self.transport.expect("Connected always has a transport");
@@ -317,16 +319,16 @@ impl Session {
                     self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
                 }
                 self.transition(State::Closing, Cause::CloseRequested);
-                Ok(())
             }
             State::Idle | State::Connecting | State::Reconnecting => {
                 if let Some(transport) = self.transport.take() {
                     self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
                 }
                 self.finish_close(now, Cause::CloseRequested);
-                Ok(())
             }
         }
+        self.after_input();
+        Ok(())
     }
 
     // ----- inputs --------------------------------------------------------------------------------
@@ -552,10 +554,8 @@ impl Session {
                 self.finish_close(now, Cause::CloseTimeout);
             }
             (Timer::Stable, State::Connected) => {
-                self.failures = 0;
-                self.retries = 0;
+                self.reset_backoff();
                 self.outage_start = None;
-                self.backoff.reset(&self.cfg.backoff);
             }
             (Timer::Backoff, State::Reconnecting) => {
                 if self.offline {
@@ -577,8 +577,10 @@ impl Session {
             self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
         }
         self.timers.stop(Timer::Connect);
-        // Connected and the Stable timer already fired: this connection had become stable.
-        let was_stable = was_connected && self.timers.get(Timer::Stable).is_none();
+        // Decided from the clock, not from whether the Stable timer has been handled yet: a driver may
+        // report the loss before it gets to the timer.
+        let stable_after = self.cfg.backoff.stable_after;
+        let was_stable = was_connected && self.connected_at.is_some_and(|at| now >= at + stable_after);
         self.timers.stop(Timer::Stable);
         self.drop_heartbeat();
         if let Some(at) = self.connected_at.take() {
@@ -590,6 +592,7 @@ impl Session {
         self.events.extend(self.queue.pending_ids().take(requeued).map(|id| Event::Requeued { id }));
 
         if was_stable {
+            self.reset_backoff();
             self.outage_start = Some(now);
         } else {
             self.failures = self.failures.saturating_add(1);
@@ -619,10 +622,11 @@ impl Session {
             return;
         }
 
-        self.retries = self.retries.saturating_add(1);
+        // The immediate retry is free: if it fails, the backoff still starts from `base`.
         let mut delay = if was_stable && self.cfg.backoff.immediate_first_retry {
             Duration::ZERO
         } else {
+            self.retries = self.retries.saturating_add(1);
             self.backoff.next_delay(&self.cfg.backoff, self.retries, &mut self.rng)
         };
         if let Verdict::RetryAfter(min) = verdict {
@@ -639,6 +643,12 @@ impl Session {
             self.timers.stop(Timer::Backoff);
             self.start_attempt(now, Cause::BackoffElapsed);
         }
+    }
+
+    fn reset_backoff(&mut self) {
+        self.failures = 0;
+        self.retries = 0;
+        self.backoff.reset(&self.cfg.backoff);
     }
 
     fn drop_heartbeat(&mut self) {

@@ -1,0 +1,367 @@
+//! Property tests: arbitrary input sequences against the session's guarantees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use tether_core::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(u16),
+    Timeout,
+    Connect,
+    Send(u16),
+    Close(bool),
+    Opened,
+    OpenFailed(u8),
+    Flushed,
+    FlushSome,
+    Pong(bool),
+    PingFrame,
+    Recv(u8),
+    RemoteClose(u8),
+    TransportErr,
+    Net(u8),
+    Stale,
+    Preamble(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u16..3_000).prop_map(Op::Advance),
+        3 => Just(Op::Timeout),
+        1 => Just(Op::Connect),
+        4 => (0u16..400).prop_map(Op::Send),
+        1 => any::<bool>().prop_map(Op::Close),
+        3 => Just(Op::Opened),
+        1 => any::<u8>().prop_map(Op::OpenFailed),
+        3 => Just(Op::Flushed),
+        1 => Just(Op::FlushSome),
+        1 => any::<bool>().prop_map(Op::Pong),
+        1 => Just(Op::PingFrame),
+        1 => any::<u8>().prop_map(Op::Recv),
+        1 => any::<u8>().prop_map(Op::RemoteClose),
+        1 => Just(Op::TransportErr),
+        1 => any::<u8>().prop_map(Op::Net),
+        1 => Just(Op::Stale),
+        1 => any::<u8>().prop_map(Op::Preamble),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Params {
+    seed: u64,
+    jitter: Jitter,
+    max_messages: usize,
+    max_bytes: usize,
+    overflow: Overflow,
+    in_flight: InFlightPolicy,
+    ttl: Option<u16>,
+    max_attempts: Option<u32>,
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (
+        any::<u64>(),
+        prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)],
+        1usize..20,
+        1usize..3_000,
+        prop_oneof![Just(Overflow::Reject), Just(Overflow::DropOldest)],
+        prop_oneof![Just(InFlightPolicy::Abandon), Just(InFlightPolicy::Requeue)],
+        proptest::option::of(1u16..5_000),
+        proptest::option::of(1u32..6),
+    )
+        .prop_map(|(seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts)| Params {
+            seed,
+            jitter,
+            max_messages,
+            max_bytes,
+            overflow,
+            in_flight,
+            ttl,
+            max_attempts,
+        })
+}
+
+fn config(p: &Params) -> Config {
+    let mut c = Config { seed: p.seed, ..Config::default() };
+    c.backoff.jitter = p.jitter;
+    c.backoff.base = Duration::from_millis(100);
+    c.backoff.max_delay = Duration::from_secs(3);
+    c.backoff.stable_after = Duration::from_secs(2);
+    c.backoff.max_attempts = p.max_attempts;
+    c.connect_timeout = Duration::from_secs(2);
+    c.close_timeout = Duration::from_secs(1);
+    c.heartbeat = Some(HeartbeatConfig {
+        interval: Duration::from_secs(1),
+        pong_timeout: Duration::from_millis(700),
+        tolerated_misses: 0,
+        receive_idle: Some(Duration::from_secs(4)),
+        late_tolerance: Duration::from_millis(500),
+    });
+    c.queue.max_messages = p.max_messages;
+    c.queue.max_bytes = p.max_bytes;
+    c.queue.overflow = p.overflow;
+    c.queue.in_flight = p.in_flight;
+    c.queue.ttl = p.ttl.map(|ms| Duration::from_millis(ms as u64));
+    c
+}
+
+/// Plays the driver: applies `ops`, drains everything, records a trace and checks invariants as it
+/// goes. Returns the trace.
+struct Run {
+    s: Session,
+    now: Instant,
+    transport: Option<TransportId>,
+    open: bool,
+    last_ping: Option<Bytes>,
+    handed: Vec<MessageId>,
+    trace: Vec<String>,
+    accepted: BTreeSet<MessageId>,
+    outcomes: BTreeMap<MessageId, Outcome>,
+    sent_order: Vec<MessageId>,
+    requeued: BTreeSet<MessageId>,
+    retry_delays: Vec<Duration>,
+}
+
+impl Run {
+    fn new(cfg: Config, t0: Instant) -> Self {
+        Self {
+            s: Session::new(cfg, t0).unwrap(),
+            now: t0,
+            transport: None,
+            open: false,
+            last_ping: None,
+            handed: vec![],
+            trace: vec![],
+            accepted: BTreeSet::new(),
+            outcomes: BTreeMap::new(),
+            sent_order: vec![],
+            requeued: BTreeSet::new(),
+            retry_delays: vec![],
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.s.poll_action() {
+            self.trace.push(format!("{a:?}"));
+            match a {
+                Action::Open { transport, .. } => {
+                    self.transport = Some(transport);
+                    self.open = false;
+                    self.handed.clear();
+                }
+                Action::Send { id: Some(id), .. } => {
+                    self.handed.push(id);
+                    self.sent_order.push(id);
+                }
+                Action::Ping { payload, .. } => self.last_ping = Some(payload),
+                _ => {}
+            }
+        }
+        while let Some(e) = self.s.poll_event() {
+            self.trace.push(format!("{e:?}"));
+            match e {
+                Event::Outcome { id, outcome } => {
+                    assert!(self.accepted.contains(&id), "outcome for unknown id {id}");
+                    assert!(self.outcomes.insert(id, outcome).is_none(), "second outcome for {id}");
+                }
+                Event::Requeued { id } => {
+                    self.requeued.insert(id);
+                }
+                Event::StateChanged { from, to, .. } => assert!(from.can_transition_to(to), "{from:?} -> {to:?}"),
+                Event::RetryScheduled { delay, .. } => self.retry_delays.push(delay),
+                _ => {}
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        let now = self.now;
+        let t = self.transport.unwrap_or(TransportId(0));
+        match op {
+            Op::Advance(ms) => self.now += Duration::from_millis(*ms as u64),
+            Op::Timeout => {
+                if let Some(d) = self.s.poll_timeout() {
+                    self.now = self.now.max(d);
+                }
+                self.s.handle_timeout(self.now);
+            }
+            Op::Connect => {
+                let _ = self.s.connect(now);
+            }
+            Op::Send(len) => {
+                if let Ok(id) = self.s.send(now, Message::binary(vec![0u8; *len as usize])) {
+                    assert!(self.accepted.insert(id));
+                }
+            }
+            Op::Close(abort) => {
+                let mode = if *abort { CloseMode::Abort } else { CloseMode::Drain };
+                let _ = self.s.close(now, 1000, "bye", mode);
+            }
+            Op::Opened => {
+                self.open = true;
+                self.s.handle_transport(now, t, TransportEvent::Opened { handshake: Duration::from_millis(3) })
+            }
+            Op::OpenFailed(k) => {
+                let e = match k % 4 {
+                    0 => OpenError::Tcp("refused".into()),
+                    1 => OpenError::Http { status: 503, retry_after: None },
+                    2 => OpenError::Dns("nx".into()),
+                    _ => OpenError::Http { status: 500 + (*k as u16 % 100), retry_after: None },
+                };
+                self.s.handle_transport(now, t, TransportEvent::OpenFailed(e))
+            }
+            Op::Flushed => {
+                if let Some(last) = self.handed.last().copied() {
+                    self.handed.clear();
+                    self.s.handle_transport(now, t, TransportEvent::Flushed { through: last });
+                }
+            }
+            Op::FlushSome => {
+                if let Some(first) = self.handed.first().copied() {
+                    self.handed.remove(0);
+                    self.s.handle_transport(now, t, TransportEvent::Flushed { through: first });
+                }
+            }
+            Op::Pong(matching) => {
+                let payload = match (&self.last_ping, matching) {
+                    (Some(p), true) => p.clone(),
+                    _ => Bytes::from_static(b"junk"),
+                };
+                self.s.handle_transport(now, t, TransportEvent::Received(Frame::Pong(payload)))
+            }
+            Op::PingFrame => self.s.handle_transport(now, t, TransportEvent::Received(Frame::Ping)),
+            Op::Recv(n) => self.s.handle_transport(
+                now,
+                t,
+                TransportEvent::Received(Frame::Message(Message::binary(vec![*n; *n as usize]))),
+            ),
+            Op::RemoteClose(c) => {
+                // Codes whose verdict is a plain Retry or Fatal, so delays stay within the jitter bounds.
+                let code = [1000, 1001, 1006, 1011, 1012, 1008, 4000][*c as usize % 7];
+                let frame = CloseFrame { code, reason: String::new() };
+                self.s.handle_transport(now, t, TransportEvent::Received(Frame::Close(Some(frame))))
+            }
+            Op::TransportErr => {
+                self.s.handle_transport(now, t, TransportEvent::Closed(Err(TransportError::Io("reset".into()))))
+            }
+            Op::Net(h) => {
+                let hint = [NetworkHint::Online, NetworkHint::Offline, NetworkHint::Resumed][*h as usize % 3];
+                self.s.handle_network(now, hint)
+            }
+            Op::Stale => self.s.handle_transport(now, TransportId(u64::MAX), TransportEvent::Closed(Ok(None))),
+            Op::Preamble(n) => self.s.set_preamble((0..*n % 3).map(|i| Message::binary(vec![i; 2])).collect()),
+        }
+        self.drain();
+    }
+}
+
+fn check_limits(r: &Run, p: &Params) {
+    assert!(r.s.queue_len() <= p.max_messages, "queue_len {} > {}", r.s.queue_len(), p.max_messages);
+    assert!(r.s.queue_bytes() <= p.max_bytes, "queue_bytes {} > {}", r.s.queue_bytes(), p.max_bytes);
+}
+
+/// Closes and runs time forward until the session is terminal, so every message must have ended.
+fn finish(r: &mut Run) {
+    let _ = r.s.close(r.now, 1000, "", CloseMode::Abort);
+    r.drain();
+    for _ in 0..10 {
+        if let Some(d) = r.s.poll_timeout() {
+            r.now = r.now.max(d);
+            r.s.handle_timeout(r.now);
+            r.drain();
+        }
+    }
+}
+
+proptest! {
+    // 256 cases by default; set PROPTEST_CASES for a longer run.
+
+    #[test]
+    fn no_panic_and_invariants_hold(p in params(), ops in prop::collection::vec(op(), 0..200)) {
+        let t0 = Instant::now();
+        let mut r = Run::new(config(&p), t0);
+        for op in &ops {
+            r.apply(op);
+            check_limits(&r, &p);
+        }
+        finish(&mut r);
+        prop_assert!(matches!(r.s.state(), State::Closed | State::Failed | State::Idle), "{:?}", r.s.state());
+        // Every accepted message ended exactly once (double outcomes are caught as they happen).
+        let ended: BTreeSet<_> = r.outcomes.keys().copied().collect();
+        prop_assert_eq!(&ended, &r.accepted);
+        // Messages were handed to transports in FIFO order; only requeued ones may go twice.
+        let mut seen = BTreeSet::new();
+        let mut highest: Option<MessageId> = None;
+        for id in &r.sent_order {
+            if !seen.insert(*id) {
+                prop_assert!(r.requeued.contains(id), "{} sent twice without a Requeued report", id);
+                continue;
+            }
+            prop_assert!(highest.is_none_or(|h| *id > h), "{} handed out after {:?}", id, highest);
+            highest = Some(*id);
+        }
+        if p.in_flight == InFlightPolicy::Abandon {
+            prop_assert!(r.requeued.is_empty());
+        }
+        // Backoff delays lie within the jitter mode's bounds for some exponent, and under the cap.
+        let cfg = config(&p).backoff;
+        let lowest = cfg.bounds(1).0;
+        for d in &r.retry_delays {
+            prop_assert!(*d <= cfg.max_delay, "delay {:?} over the cap", d);
+            prop_assert!(*d >= lowest, "delay {:?} under the lowest bound {:?}", d, lowest);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_trace(p in params(), ops in prop::collection::vec(op(), 0..150)) {
+        let t0 = Instant::now();
+        let mut a = Run::new(config(&p), t0);
+        let mut b = Run::new(config(&p), t0);
+        for op in &ops {
+            a.apply(op);
+            b.apply(op);
+        }
+        prop_assert_eq!(a.trace, b.trace);
+        prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
+    }
+
+    #[test]
+    fn poll_timeout_announces_every_timeout_that_acts(
+        p in params(),
+        ops in prop::collection::vec(op(), 0..150),
+        probes in prop::collection::vec(0u32..10_000, 1..8),
+    ) {
+        let t0 = Instant::now();
+        let mut r = Run::new(config(&p), t0);
+        for op in &ops {
+            r.apply(op);
+            let deadline = r.s.poll_timeout();
+            for ms in &probes {
+                let t = r.now + Duration::from_millis(*ms as u64);
+                let mut probe = r.s.clone();
+                let before = probe.state();
+                probe.handle_timeout(t);
+                let acted = probe.poll_action().is_some() || probe.poll_event().is_some() || probe.state() != before;
+                if acted {
+                    prop_assert!(deadline.is_some_and(|d| d <= t), "acted at {:?} but poll_timeout said {:?}", t - t0, deadline.map(|d| d - t0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn handled_timeouts_leave_no_past_deadline(p in params(), ops in prop::collection::vec(op(), 0..150)) {
+        let t0 = Instant::now();
+        let mut r = Run::new(config(&p), t0);
+        for op in &ops {
+            r.apply(op);
+            if matches!(op, Op::Timeout) {
+                prop_assert!(r.s.poll_timeout().is_none_or(|d| d > r.now), "deadline not after now after handle_timeout");
+            }
+        }
+    }
+}
