@@ -107,6 +107,34 @@ impl Message {
     }
 }
 
+impl From<String> for Message {
+    /// A text message.
+    fn from(text: String) -> Self {
+        Message::text(text)
+    }
+}
+
+impl From<&str> for Message {
+    /// A text message (the string is copied).
+    fn from(text: &str) -> Self {
+        Message::text(text.to_owned())
+    }
+}
+
+impl From<Bytes> for Message {
+    /// A binary message.
+    fn from(payload: Bytes) -> Self {
+        Message::binary(payload)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    /// A binary message.
+    fn from(payload: Vec<u8>) -> Self {
+        Message::binary(payload)
+    }
+}
+
 impl std::fmt::Debug for Message {
     // Payloads may be large or secret: show kind and length, not content.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,2 +1,6 @@
 //! Support code for Tether's integration tests.
 #![warn(missing_docs)]
+pub mod background;
+pub mod pki;
+pub mod proxy;
+pub mod server;

@@ -1,0 +1,43 @@
+//! # tether-async-std
+//!
+//! Tether, the resilient WebSocket client, on async-std.
+//!
+//! **async-std is discontinued upstream** (RUSTSEC-2025-0052); prefer `tether-smol` (the same I/O
+//! stack) or `tether-tokio` for new code. This crate is kept as a thin alias over the shared async-io
+//! runtime ([`tether::async_io`]): async-std runs on async-io itself, so only spawning differs
+//! (`async_std::task::spawn`). Everything of [`tether`] is re-exported.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! async_std::task::block_on(async {
+//!     let config = tether_async_std::ClientBuilder::new("wss://example.com/feed").build()?;
+//!     let (client, mut events) = tether_async_std::connect(config);
+//!     client.send("hello").await?;
+//!     while let Some(event) = events.next().await {
+//!         println!("{event:?}");
+//!     }
+//!     Ok(())
+//! })
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+pub use tether::async_io::AsyncIoRuntime;
+pub use tether::*;
+
+/// The async-io runtime spawning on async-std's executor.
+pub fn runtime() -> AsyncIoRuntime {
+    AsyncIoRuntime::new(Arc::new(|fut| {
+        async_std::task::spawn(fut);
+    }))
+}
+
+/// Starts a client on async-std. See [`tether::connect`].
+pub fn connect(config: ClientConfig) -> (Client, Events) {
+    tether::connect(runtime(), config)
+}

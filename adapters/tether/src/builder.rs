@@ -1,0 +1,512 @@
+//! The client builder: every setting, with its default, validated once when the client is built.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Uri};
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use tether_core::{BackoffConfig, Config, ConfigError, HeartbeatConfig, Message, QueueConfig, RetryPolicy};
+
+use crate::tls;
+
+/// The HTTP upgrade request, as the WebSocket library takes it.
+pub type HttpRequest = Request<()>;
+
+/// A boxed error from a request hook.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The future a request hook returns.
+pub type RequestFuture = Pin<Box<dyn Future<Output = Result<HttpRequest, BoxError>> + Send + 'static>>;
+
+/// Rebuilds the upgrade request before every attempt (for example to put a fresh token in it). It gets
+/// the request built from the URL, headers and subprotocols, and the attempt number within the outage.
+pub type RequestHook = Arc<dyn Fn(HttpRequest, u32) -> RequestFuture + Send + Sync + 'static>;
+
+/// Why a client could not be built. Each variant says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// No URL was given.
+    #[error("no URL given; call ClientBuilder::url(\"wss://...\")")]
+    MissingUrl,
+    /// The URL does not parse.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (query redacted).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL's scheme is not `ws` or `wss`.
+    #[error("unsupported URL scheme {0:?}; use ws:// or wss://")]
+    UnsupportedScheme(String),
+    /// A header name is not a valid HTTP token.
+    #[error("invalid header name {0:?}")]
+    InvalidHeaderName(String),
+    /// A header value holds characters HTTP does not allow (such as a newline). The value is not shown,
+    /// since it may be a secret.
+    #[error("invalid value for header {0:?} (control characters or non-visible bytes)")]
+    InvalidHeaderValue(String),
+    /// A subprotocol is not a valid HTTP token.
+    #[error("invalid subprotocol {0:?}; subprotocols are HTTP tokens (no spaces, commas or separators)")]
+    InvalidSubprotocol(String),
+    /// A root certificate could not be read.
+    #[error("invalid root certificate: {0}")]
+    InvalidCertificate(String),
+    /// TLS could not be configured.
+    #[error("TLS configuration failed: {0}")]
+    Tls(String),
+    /// A core setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A transport size setting is invalid.
+    #[error("invalid size setting: {0}")]
+    Size(&'static str),
+}
+
+/// Builds a client. Every setting has a documented default; [`build`](Self::build) checks them all.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = tether::ClientBuilder::new("wss://example.com/feed")
+///     .header("Authorization", "Bearer secret")
+///     .subprotocol("v1.json")
+///     .ping_interval(Duration::from_secs(10))
+///     .build()?;
+/// # Ok::<(), tether::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientBuilder {
+    url: Option<String>,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+    core: Config,
+    request_hook: Option<RequestHook>,
+    preamble: Vec<Message>,
+    extra_roots: Vec<CertificateDer<'static>>,
+    root_errors: Vec<String>,
+    webpki_roots: bool,
+    ws: Sizes,
+    event_capacity: usize,
+    seed: Option<u64>,
+}
+
+/// WebSocket buffer and size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    read_buffer: usize,
+    write_buffer: usize,
+    max_write_buffer: usize,
+    max_message: Option<usize>,
+    max_frame: Option<usize>,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self {
+            // tungstenite allocates its read buffer up front: its 128 KiB default is 128 KiB of RSS per
+            // idle connection. 4 KiB keeps idle connections small; bursts grow the buffer as needed.
+            read_buffer: 4 << 10,
+            // Writes are buffered up to this before they go to the socket mid-burst; the driver flushes
+            // when it has nothing more to write, so this only bounds a syscall's size.
+            write_buffer: 64 << 10,
+            max_write_buffer: 16 << 20,
+            max_message: Some(64 << 20),
+            max_frame: Some(16 << 20),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    // Header values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url.as_deref().map(crate::redact::url))
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("subprotocols", &self.subprotocols)
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder for `url` (`ws://` or `wss://`) with every default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: Some(url.into()), ..Self::default() }
+    }
+
+    /// Sets the URL.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Adds a header to the upgrade request. Values of `Authorization`, `Cookie` and headers whose name
+    /// mentions a token, key or secret are never logged.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Offers a subprotocol (`Sec-WebSocket-Protocol`); may be called several times, in preference order.
+    pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.subprotocols.push(protocol.into());
+        self
+    }
+
+    /// Rebuilds the request before every attempt, e.g. to fetch a fresh token. Default: none.
+    pub fn request_hook<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(HttpRequest, u32) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<HttpRequest, BoxError>> + Send + 'static,
+    {
+        self.request_hook = Some(Arc::new(move |req, attempt| Box::pin(hook(req, attempt))));
+        self
+    }
+
+    /// Messages sent first on every (re)connection, before anything queued (authentication,
+    /// subscriptions). Default: none.
+    pub fn preamble(mut self, messages: Vec<Message>) -> Self {
+        self.preamble = messages;
+        self
+    }
+
+    /// Connect timeout (TCP + TLS + upgrade). Default: 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.core.connect_timeout = d;
+        self
+    }
+
+    /// How long a close waits for the drain and the server's close frame. Default: 5 s.
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.core.close_timeout = d;
+        self
+    }
+
+    /// Reconnection backoff. Default: [`BackoffConfig::default`] (500 ms doubling to 30 s, equal
+    /// jitter, retries forever, reset after 5 s up).
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.core.backoff = backoff;
+        self
+    }
+
+    /// Keepalive; `None` disables it. Default: ping every 15 s, pong within 10 s.
+    pub fn heartbeat(mut self, heartbeat: Option<HeartbeatConfig>) -> Self {
+        self.core.heartbeat = heartbeat;
+        self
+    }
+
+    /// Shorthand: sets the ping interval (enabling the heartbeat with defaults if it was off).
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.core.heartbeat.get_or_insert_with(HeartbeatConfig::default).interval = d;
+        self
+    }
+
+    /// Shorthand: sets the pong timeout (enabling the heartbeat with defaults if it was off).
+    pub fn pong_timeout(mut self, d: Duration) -> Self {
+        self.core.heartbeat.get_or_insert_with(HeartbeatConfig::default).pong_timeout = d;
+        self
+    }
+
+    /// The outgoing queue. Default: 4096 messages, 4 MiB, `Reject` on overflow, no TTL, `Abandon`.
+    pub fn queue(mut self, queue: QueueConfig) -> Self {
+        self.core.queue = queue;
+        self
+    }
+
+    /// The retry policy. Default: [`RetryPolicy::default`].
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.core.retry = policy;
+        self
+    }
+
+    /// The whole core configuration at once (replaces the settings above).
+    pub fn core_config(mut self, config: Config) -> Self {
+        self.core = config;
+        self
+    }
+
+    /// Jitter seed. Default: drawn from the OS's hasher seed, different for every client.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Trusts an extra root certificate (DER), e.g. a private CA. Default: none.
+    pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(CertificateDer::from(der.into()));
+        self
+    }
+
+    /// Trusts every certificate in a PEM bundle. Errors are reported by [`build`](Self::build).
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Self {
+        let mut found = false;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            match cert {
+                Ok(c) => {
+                    found = true;
+                    self.extra_roots.push(c);
+                }
+                Err(e) => self.root_errors.push(e.to_string()),
+            }
+        }
+        if !found && self.root_errors.is_empty() {
+            self.root_errors.push("no CERTIFICATE found in the PEM data".into());
+        }
+        self
+    }
+
+    /// Whether the Mozilla root certificates (webpki-roots) are trusted. Default: `true`. With `false`
+    /// only the extra roots are.
+    pub fn webpki_roots(mut self, enabled: bool) -> Self {
+        self.webpki_roots = enabled;
+        self
+    }
+
+    /// Initial read buffer of a connection (it grows as needed). Default: 4 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.ws.read_buffer = bytes;
+        self
+    }
+
+    /// Buffered bytes at which a write goes to the socket in the middle of a burst. Default: 64 KiB.
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.ws.write_buffer = bytes;
+        self
+    }
+
+    /// Largest incoming message; larger ones close the connection with a protocol error. Default: 64 MiB.
+    pub fn max_message_size(mut self, bytes: Option<usize>) -> Self {
+        self.ws.max_message = bytes;
+        self
+    }
+
+    /// Largest incoming frame. Default: 16 MiB.
+    pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
+        self.ws.max_frame = bytes;
+        self
+    }
+
+    /// Events buffered for the application before the driver stops reading the socket (backpressure).
+    /// Default: 1024.
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events;
+        self
+    }
+
+    /// Checks everything and returns the configuration to connect with.
+    pub fn build(self) -> Result<ClientConfig, BuildError> {
+        let url = self.url.ok_or(BuildError::MissingUrl)?;
+        let uri: Uri = url.parse().map_err(|e: async_tungstenite::tungstenite::http::uri::InvalidUri| {
+            BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() }
+        })?;
+        let tls = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            Some(other) => return Err(BuildError::UnsupportedScheme(other.to_owned())),
+            None => {
+                return Err(BuildError::InvalidUrl {
+                    url: crate::redact::url(&url),
+                    reason: "no scheme; use ws:// or wss://".into(),
+                });
+            }
+        };
+        let host = match uri.host() {
+            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            _ => {
+                return Err(BuildError::InvalidUrl { url: crate::redact::url(&url), reason: "no host".into() });
+            }
+        };
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+
+        let mut request = uri
+            .clone()
+            .into_client_request()
+            .map_err(|e| BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() })?;
+        for (name, value) in &self.headers {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::InvalidHeaderName(name.clone()))?;
+            let mut v = HeaderValue::from_str(value).map_err(|_| BuildError::InvalidHeaderValue(name.clone()))?;
+            if crate::redact::is_secret_header(n.as_str()) {
+                v.set_sensitive(true);
+            }
+            request.headers_mut().append(n, v);
+        }
+        if !self.subprotocols.is_empty() {
+            for p in &self.subprotocols {
+                if p.is_empty() || !p.bytes().all(is_token_byte) {
+                    return Err(BuildError::InvalidSubprotocol(p.clone()));
+                }
+            }
+            let joined = self.subprotocols.join(", ");
+            let v = HeaderValue::from_str(&joined).map_err(|_| BuildError::InvalidSubprotocol(joined.clone()))?;
+            request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+        }
+
+        let mut core = self.core;
+        core.seed = self.seed.unwrap_or_else(random_seed);
+        core.validate()?;
+
+        if let Some(e) = self.root_errors.first() {
+            return Err(BuildError::InvalidCertificate(e.clone()));
+        }
+        let tls_config = if tls { Some(tls::client_config(self.webpki_roots, &self.extra_roots)?) } else { None };
+
+        let s = self.ws;
+        if s.read_buffer == 0 {
+            return Err(BuildError::Size("read_buffer_size must be greater than zero"));
+        }
+        if s.max_message == Some(0) || s.max_frame == Some(0) {
+            return Err(BuildError::Size("max_message_size and max_frame_size must be greater than zero"));
+        }
+        if self.event_capacity == 0 {
+            return Err(BuildError::Size("event_capacity must be greater than zero"));
+        }
+        let ws = WebSocketConfig::default()
+            .read_buffer_size(s.read_buffer)
+            .write_buffer_size(s.write_buffer)
+            .max_write_buffer_size(s.max_write_buffer.max(s.write_buffer + 1))
+            .max_message_size(s.max_message)
+            .max_frame_size(s.max_frame);
+
+        Ok(ClientConfig {
+            inner: Arc::new(Inner {
+                redacted_url: crate::redact::url(&url),
+                host,
+                port,
+                tls: tls_config,
+                request,
+                request_hook: self.request_hook,
+                preamble: self.preamble,
+                core,
+                ws,
+                event_capacity: self.event_capacity,
+            }),
+        })
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            url: None,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            core: Config::default(),
+            request_hook: None,
+            preamble: Vec::new(),
+            extra_roots: Vec::new(),
+            root_errors: Vec::new(),
+            webpki_roots: true,
+            ws: Sizes::default(),
+            event_capacity: 1024,
+            seed: None,
+        }
+    }
+}
+
+/// RFC 7230 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A per-client seed, so clients cut off together do not retry together. `RandomState` is seeded from
+/// the OS once per process and varies per instance: no extra dependency needed for this.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x7e7e_7e7e);
+    h.finish()
+}
+
+/// A validated client configuration, from [`ClientBuilder::build`]. Cheap to clone.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig").field("url", &self.inner.redacted_url).finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// The URL, with query values redacted (safe to log).
+    pub fn redacted_url(&self) -> &str {
+        &self.inner.redacted_url
+    }
+
+    /// The core configuration in force (with its seed).
+    pub fn core(&self) -> &Config {
+        &self.inner.core
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) redacted_url: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) request: HttpRequest,
+    pub(crate) request_hook: Option<RequestHook>,
+    pub(crate) preamble: Vec<Message>,
+    pub(crate) core: Config,
+    pub(crate) ws: WebSocketConfig,
+    pub(crate) event_capacity: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let b = |u: &str| ClientBuilder::new(u);
+        assert!(matches!(b("not a url at all").build(), Err(BuildError::InvalidUrl { .. })));
+        assert!(matches!(b("/relative").build(), Err(BuildError::InvalidUrl { .. })));
+        assert_eq!(b("http://x/").build().unwrap_err(), BuildError::UnsupportedScheme("http".into()));
+        assert_eq!(ClientBuilder::default().build().unwrap_err(), BuildError::MissingUrl);
+        assert_eq!(
+            b("ws://x/").header("bad name", "v").build().unwrap_err(),
+            BuildError::InvalidHeaderName("bad name".into())
+        );
+        assert_eq!(
+            b("ws://x/").header("X-Token", "a\r\nb").build().unwrap_err(),
+            BuildError::InvalidHeaderValue("X-Token".into())
+        );
+        assert_eq!(b("ws://x/").subprotocol("a b").build().unwrap_err(), BuildError::InvalidSubprotocol("a b".into()));
+        assert!(matches!(
+            b("ws://x/").ping_interval(Duration::ZERO).build(),
+            Err(BuildError::Config(ConfigError::ZeroDuration("heartbeat.interval")))
+        ));
+        assert!(matches!(
+            b("wss://x/").add_root_certificates_pem(b"garbage").build(),
+            Err(BuildError::InvalidCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn good_input_builds() {
+        let c = ClientBuilder::new("wss://example.com:8443/feed?token=abc")
+            .header("Authorization", "Bearer x")
+            .subprotocol("v1.json")
+            .build()
+            .unwrap();
+        assert_eq!(c.inner.host, "example.com");
+        assert_eq!(c.inner.port, 8443);
+        assert!(c.inner.tls.is_some());
+        assert_eq!(c.redacted_url(), "wss://example.com:8443/feed?token=<redacted>");
+        assert!(c.inner.request.headers()["authorization"].is_sensitive());
+        assert_eq!(c.inner.request.headers()["sec-websocket-protocol"], "v1.json");
+        let c = ClientBuilder::new("ws://[::1]/").build().unwrap();
+        assert_eq!((c.inner.host.as_str(), c.inner.port), ("::1", 80));
+        // Two clients built without a seed jitter differently.
+        let a = ClientBuilder::new("ws://x/").build().unwrap();
+        let b = ClientBuilder::new("ws://x/").build().unwrap();
+        assert_ne!(a.core().seed, b.core().seed);
+    }
+}

@@ -1,0 +1,280 @@
+//! The application's handle on a connection: send, close, state, stats.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use futures::channel::oneshot;
+use futures::future::poll_fn;
+use futures::task::AtomicWaker;
+use tether_core::{
+    CloseMode, CommandError, Message, MessageId, NetworkHint, Outcome, SendError, Session, State, Stats,
+};
+use tracing::Instrument;
+
+use crate::driver::Driver;
+use crate::events::{EventQueue, Events};
+use crate::{ClientConfig, Runtime};
+
+/// State shared by the client handles, the event stream and the driver task.
+pub(crate) struct Shared {
+    session: Mutex<Session>,
+    driver: AtomicWaker,
+    /// The driver has been woken and not yet started its next round: no need to wake it again.
+    notified: AtomicBool,
+    /// Tasks waiting for queue room or for the end of the session.
+    waiters: Mutex<Vec<Waker>>,
+    pub(crate) events: EventQueue,
+    receipts: Mutex<HashMap<MessageId, oneshot::Sender<Outcome>>>,
+    receipts_pending: AtomicUsize,
+    finished: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
+        // The session's methods never leave it inconsistent on a panic elsewhere: keep going.
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, Vec<Waker>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn receipts(&self) -> MutexGuard<'_, HashMap<MessageId, oneshot::Sender<Outcome>>> {
+        self.receipts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the driver unless it is already due to run.
+    pub(crate) fn wake_driver(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.driver.wake();
+        }
+    }
+
+    pub(crate) fn register_driver(&self, waker: &Waker) {
+        self.driver.register(waker);
+        self.notified.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn wants_receipts(&self) -> bool {
+        self.receipts_pending.load(Ordering::Acquire) > 0
+    }
+
+    pub(crate) fn deliver_receipt(&self, id: MessageId, outcome: Outcome) {
+        if let Some(tx) = self.receipts().remove(&id) {
+            self.receipts_pending.fetch_sub(1, Ordering::AcqRel);
+            let _ = tx.send(outcome);
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.events.finish();
+        // Receipts still open belong to messages whose outcome was already reported or never will be
+        // (the driver stopped): dropping the senders resolves them as `Aborted`.
+        self.receipts().clear();
+        self.wake_waiters();
+    }
+}
+
+/// Starts a client on runtime `rt`: spawns its driver task and returns the handle and the event stream.
+///
+/// The client starts connecting at once; messages sent before the connection is up are queued.
+pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
+    let now = Instant::now();
+    let inner = config.inner;
+    let mut session = match Session::new(inner.core.clone(), now) {
+        Ok(s) => s,
+        // `ClientConfig` is only made by `ClientBuilder::build`, after `Config::validate`.
+        Err(e) => unreachable!("validated configuration refused: {e}"),
+    };
+    session.set_preamble(inner.preamble.clone());
+    if let Err(e) = session.connect(now) {
+        unreachable!("a new session is idle: {e}");
+    }
+    let shared = Arc::new(Shared {
+        session: Mutex::new(session),
+        driver: AtomicWaker::new(),
+        notified: AtomicBool::new(false),
+        waiters: Mutex::new(Vec::new()),
+        events: EventQueue::new(inner.event_capacity),
+        receipts: Mutex::new(HashMap::new()),
+        receipts_pending: AtomicUsize::new(0),
+        finished: AtomicBool::new(false),
+    });
+    let span = tracing::info_span!("tether", url = %inner.redacted_url);
+    let driver = Driver::new(rt.clone(), inner, shared.clone());
+    rt.spawn(driver.instrument(span));
+    let guard = Arc::new(HandleGuard(shared.clone()));
+    (Client { shared: shared.clone(), _guard: guard }, Events::new(shared))
+}
+
+/// Closes the session when the last [`Client`] handle is dropped.
+struct HandleGuard(Arc<Shared>);
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        let mut s = self.0.session();
+        if !matches!(s.state(), State::Closing | State::Closed | State::Failed) {
+            let _ = s.close(Instant::now(), 1000, "client dropped", CloseMode::Drain);
+        }
+        drop(s);
+        self.0.wake_driver();
+    }
+}
+
+/// A handle on a resilient WebSocket connection. Cheap to clone, `Send + Sync`; the connection is
+/// closed (draining the queue) when the last handle is dropped.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    _guard: Arc<HandleGuard>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("state", &self.state()).finish()
+    }
+}
+
+/// Resolves to the [`Outcome`] of one message, for callers who want to await it.
+#[derive(Debug)]
+pub struct Receipt {
+    id: MessageId,
+    rx: oneshot::Receiver<Outcome>,
+}
+
+impl Receipt {
+    /// The message's id.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+}
+
+impl Future for Receipt {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        // A dropped sender means the client stopped before the message could be sent.
+        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Outcome::Aborted))
+    }
+}
+
+impl Client {
+    /// Queues a message and returns its id once accepted, waiting only while the queue is full
+    /// (backpressure). Its [`Outcome`] arrives later as an event. Refused messages are handed back.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<MessageId, SendError> {
+        self.send_inner(message.into(), false).await.map(|(id, _)| id)
+    }
+
+    /// Like [`send`](Self::send), and also returns a [`Receipt`] that resolves to the outcome.
+    pub async fn send_with_receipt(&self, message: impl Into<Message>) -> Result<Receipt, SendError> {
+        let (id, rx) = self.send_inner(message.into(), true).await?;
+        Ok(Receipt { id, rx: rx.unwrap_or_else(|| oneshot::channel().1) })
+    }
+
+    /// Queues a message without waiting; a full queue hands it back at once in [`SendError::Full`].
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<MessageId, SendError> {
+        let mut s = self.shared.session();
+        let r = s.send(Instant::now(), message.into());
+        drop(s);
+        if r.is_ok() {
+            self.shared.wake_driver();
+        }
+        r
+    }
+
+    async fn send_inner(
+        &self,
+        message: Message,
+        receipt: bool,
+    ) -> Result<(MessageId, Option<oneshot::Receiver<Outcome>>), SendError> {
+        let mut slot = Some(message);
+        poll_fn(|cx| {
+            let Some(message) = slot.take() else {
+                unreachable!("poll_fn is not polled after it completed");
+            };
+            let mut s = self.shared.session();
+            match s.send(Instant::now(), message) {
+                Ok(id) => {
+                    // Registered under the session lock, before the driver can see the outcome.
+                    let rx = receipt.then(|| {
+                        let (tx, rx) = oneshot::channel();
+                        self.shared.receipts().insert(id, tx);
+                        self.shared.receipts_pending.fetch_add(1, Ordering::AcqRel);
+                        rx
+                    });
+                    drop(s);
+                    self.shared.wake_driver();
+                    Poll::Ready(Ok((id, rx)))
+                }
+                Err(SendError::Full(message)) => {
+                    // Registered under the session lock, so the room cannot appear unnoticed.
+                    self.shared.waiters().push(cx.waker().clone());
+                    slot = Some(message);
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
+    /// Closes gracefully: queued messages are sent first, then a close frame with `code` and `reason`;
+    /// returns when the session is closed (at most the close timeout later).
+    pub async fn close(&self, code: u16, reason: &str) -> Result<(), CommandError> {
+        self.close_with(code, reason, CloseMode::Drain).await
+    }
+
+    /// Closes with an explicit [`CloseMode`]; returns when the session is closed.
+    pub async fn close_with(&self, code: u16, reason: &str, mode: CloseMode) -> Result<(), CommandError> {
+        self.shared.session().close(Instant::now(), code, reason, mode)?;
+        self.shared.wake_driver();
+        self.finished().await;
+        Ok(())
+    }
+
+    /// Waits until the client has closed or failed for good.
+    pub async fn finished(&self) {
+        poll_fn(|cx| {
+            if self.shared.finished.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.shared.waiters().push(cx.waker().clone());
+            if self.shared.finished.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
+    }
+
+    /// Registers messages sent first on every new connection (replacing earlier ones).
+    pub fn set_preamble(&self, messages: Vec<Message>) {
+        self.shared.session().set_preamble(messages);
+    }
+
+    /// Passes a network hint from the platform (online, offline, resumed from sleep).
+    pub fn network_hint(&self, hint: NetworkHint) {
+        self.shared.session().handle_network(Instant::now(), hint);
+        self.shared.wake_driver();
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.shared.session().state()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.session().stats(Instant::now())
+    }
+}

@@ -1,0 +1,393 @@
+//! The driver: one future per client, the same on every runtime. It carries the core's decisions to
+//! the socket and the socket's news to the core.
+//!
+//! Each round has two phases. **I/O, without the session lock**: poll the transport being opened, read
+//! inbound frames (only while the application's event buffer has room), write the batch of actions
+//! taken from the core with `poll_ready`/`start_send` (feed), and flush once when the batch is written
+//! (so a burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw,
+//! handle due timers, take the next batch of actions and move events to the application. The timer is
+//! re-armed only when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work
+//! per wake-up is bounded; when the bound is hit the task yields instead of starving its neighbours.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
+use futures::{Sink, Stream};
+use tether_core::{
+    Action, CloseFrame, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
+    TransportEvent, TransportId,
+};
+use tracing::Instrument;
+
+use crate::builder::Inner;
+use crate::client::Shared;
+use crate::connect::{self, Ws};
+use crate::runtime::Runtime;
+
+/// Rounds per wake-up before yielding.
+const MAX_ROUNDS: usize = 32;
+/// Frames read per round.
+const READ_BUDGET: usize = 64;
+/// Actions taken from the core per round.
+const ACTION_BATCH: usize = 256;
+
+type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, Duration), OpenError>> + Send>>;
+
+struct Conn<R: Runtime> {
+    id: TransportId,
+    ws: Ws<R>,
+    /// Last message id written.
+    fed: Option<MessageId>,
+    /// Last message id reported flushed.
+    reported: Option<MessageId>,
+    need_flush: bool,
+    /// The close handshake is under way (ours or the server's): keep reading until the stream ends.
+    closing: bool,
+}
+
+pub(crate) struct Driver<R: Runtime> {
+    rt: R,
+    cfg: Arc<Inner>,
+    shared: Arc<Shared>,
+    timer: Option<R::Timer>,
+    armed: Option<Instant>,
+    opening: Option<(TransportId, Opening<R>)>,
+    conn: Option<Conn<R>>,
+    /// Actions taken from the core and not yet carried out, in order.
+    batch: VecDeque<Action>,
+    /// The Close action for this transport ends a user close: wait for the handshake.
+    graceful_close: Option<TransportId>,
+    /// Reports for the core gathered during the I/O phase.
+    reports: Vec<(TransportId, TransportEvent)>,
+    /// Outcomes to hand to receipts, gathered under the session lock.
+    outcomes: Vec<(MessageId, tether_core::Outcome)>,
+}
+
+impl<R: Runtime> Driver<R> {
+    pub(crate) fn new(rt: R, cfg: Arc<Inner>, shared: Arc<Shared>) -> Self {
+        Self {
+            rt,
+            cfg,
+            shared,
+            timer: None,
+            armed: None,
+            opening: None,
+            conn: None,
+            batch: VecDeque::with_capacity(ACTION_BATCH),
+            graceful_close: None,
+            reports: Vec::with_capacity(READ_BUDGET + 4),
+            outcomes: Vec::new(),
+        }
+    }
+
+    fn lose_conn(&mut self, id: TransportId, event: TransportEvent) {
+        self.reports.push((id, event));
+        self.conn = None;
+    }
+
+    fn poll_opening(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((id, fut)) = &mut self.opening else { return false };
+        let id = *id;
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => false,
+            Poll::Ready(result) => {
+                self.opening = None;
+                match result {
+                    Ok((ws, handshake)) => {
+                        tracing::info!(transport = %id, handshake_ms = handshake.as_millis() as u64, "connected");
+                        self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false, closing: false });
+                        self.reports.push((id, TransportEvent::Opened { handshake }));
+                    }
+                    Err(e) => {
+                        tracing::info!(transport = %id, error = %e, "connect failed");
+                        self.reports.push((id, TransportEvent::OpenFailed(e)));
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Reads inbound frames while the application has room for the events they cause.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = &mut self.conn else { return false };
+        if self.shared.events.room(cx) == 0 {
+            return false;
+        }
+        let id = conn.id;
+        let mut progress = false;
+        for _ in 0..READ_BUDGET {
+            match Pin::new(&mut conn.ws).poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(msg))) => {
+                    progress = true;
+                    let frame = match msg {
+                        WsMessage::Text(t) => match Message::text_from_bytes(t.into()) {
+                            Ok(m) => Frame::Message(m),
+                            Err(_) => unreachable!("tungstenite validated the UTF-8"),
+                        },
+                        WsMessage::Binary(b) => Frame::Message(Message::binary(b)),
+                        WsMessage::Ping(_) => {
+                            // tungstenite queued the Pong: flush it promptly, or idle clients get dropped.
+                            conn.need_flush = true;
+                            Frame::Ping
+                        }
+                        WsMessage::Pong(p) => Frame::Pong(p),
+                        WsMessage::Close(f) => {
+                            // tungstenite queued the close reply: flush it, then read until the end.
+                            conn.need_flush = true;
+                            conn.closing = true;
+                            Frame::Close(f.map(|f| CloseFrame { code: f.code.into(), reason: f.reason.to_string() }))
+                        }
+                        WsMessage::Frame(_) => continue,
+                    };
+                    self.reports.push((id, TransportEvent::Received(frame)));
+                }
+                Poll::Ready(None) => {
+                    self.lose_conn(id, TransportEvent::Closed(Ok(None)));
+                    return true;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.lose_conn(id, TransportEvent::Closed(classify_read_error(e)));
+                    return true;
+                }
+            }
+        }
+        progress
+    }
+
+    /// Carries out the batch in order; stops at the first write the socket cannot take yet.
+    fn write_batch(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while let Some(action) = self.batch.front() {
+            match action {
+                Action::Open { transport, attempt } => {
+                    let (id, attempt) = (*transport, *attempt);
+                    self.batch.pop_front();
+                    self.conn = None;
+                    let span = tracing::info_span!("attempt", transport = %id, attempt);
+                    let fut = connect::open(self.rt.clone(), self.cfg.clone(), attempt).instrument(span);
+                    self.opening = Some((id, Box::pin(fut)));
+                    progress = true;
+                }
+                Action::Send { transport, .. } | Action::Ping { transport, .. } => {
+                    let transport = *transport;
+                    let Some(conn) = self.conn.as_mut().filter(|c| c.id == transport) else {
+                        // For a transport that is gone: the core has already settled its messages.
+                        self.batch.pop_front();
+                        continue;
+                    };
+                    match Pin::new(&mut conn.ws).poll_ready(cx) {
+                        Poll::Pending => return progress,
+                        Poll::Ready(Err(e)) => {
+                            self.lose_conn(transport, TransportEvent::Closed(Err(classify_write_error(e))));
+                            progress = true;
+                            continue;
+                        }
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    let (msg, id) = match self.batch.pop_front() {
+                        Some(Action::Send { id, message, .. }) => (to_ws(message), id),
+                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None),
+                        _ => unreachable!("the front was a Send or a Ping"),
+                    };
+                    progress = true;
+                    if let Err(e) = Pin::new(&mut conn.ws).start_send(msg) {
+                        self.lose_conn(transport, TransportEvent::Closed(Err(classify_write_error(e))));
+                        continue;
+                    }
+                    conn.need_flush = true;
+                    if id.is_some() {
+                        conn.fed = id;
+                    }
+                }
+                Action::Close { transport, code, reason } => {
+                    let (transport, code, reason) = (*transport, *code, reason.clone());
+                    self.batch.pop_front();
+                    progress = true;
+                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                        self.opening = None;
+                    }
+                    let graceful = self.graceful_close == Some(transport);
+                    let Some(conn) = self.conn.as_mut().filter(|c| c.id == transport) else { continue };
+                    let frame = WsCloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
+                    let queued = Pin::new(&mut conn.ws).start_send(WsMessage::Close(Some(frame))).is_ok();
+                    if graceful && queued {
+                        conn.need_flush = true;
+                        conn.closing = true;
+                    } else {
+                        // The core has moved on (dead link, timeout): one non-blocking attempt to get
+                        // the close frame out, then let go.
+                        let _ = Pin::new(&mut conn.ws).poll_flush(cx);
+                        self.conn = None;
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = self.conn.as_mut().filter(|c| c.need_flush) else { return false };
+        match Pin::new(&mut conn.ws).poll_flush(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => {
+                conn.need_flush = false;
+                if conn.fed > conn.reported
+                    && let Some(through) = conn.fed
+                {
+                    conn.reported = conn.fed;
+                    self.reports.push((conn.id, TransportEvent::Flushed { through }));
+                }
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                let id = conn.id;
+                self.lose_conn(id, TransportEvent::Closed(Err(classify_write_error(e))));
+                true
+            }
+        }
+    }
+
+    /// The core phase. Returns (actions taken, next deadline, whether the session is over).
+    fn run_core(&mut self, cx: &Context<'_>) -> (bool, Option<Instant>, bool) {
+        let now = Instant::now();
+        let room = self.shared.events.room(cx) > 0;
+        let mut s = self.shared.session();
+        for (id, ev) in self.reports.drain(..) {
+            s.handle_transport(now, id, ev);
+        }
+        // With the application's buffer full, timers wait: a stalled consumer must not turn into a
+        // false heartbeat timeout. When it resumes, late deadlines are handled as a time jump (a
+        // fresh probe decides), see `tether_core::heartbeat`.
+        if room && s.poll_timeout().is_some_and(|d| d <= now) {
+            s.handle_timeout(now);
+        }
+        let mut took = false;
+        if room {
+            while self.batch.len() < ACTION_BATCH {
+                let Some(a) = s.poll_action() else { break };
+                if let Action::Close { transport, .. } = &a
+                    && s.state() == State::Closing
+                {
+                    self.graceful_close = Some(*transport);
+                }
+                self.batch.push_back(a);
+                took = true;
+            }
+        }
+        let wants_receipts = self.shared.wants_receipts();
+        let mut unblocked = false;
+        let outcomes = &mut self.outcomes;
+        let dry = self.shared.events.push_from(|| {
+            let e = s.poll_event()?;
+            match &e {
+                Event::Outcome { id, outcome } if wants_receipts => outcomes.push((*id, *outcome)),
+                Event::QueueUnblocked => unblocked = true,
+                _ => {}
+            }
+            Some(e)
+        });
+        let deadline = s.poll_timeout();
+        let over = dry && matches!(s.state(), State::Closed | State::Failed);
+        drop(s);
+        for (id, outcome) in self.outcomes.drain(..) {
+            self.shared.deliver_receipt(id, outcome);
+        }
+        if unblocked {
+            self.shared.wake_waiters();
+        }
+        (took, if room { deadline } else { None }, over)
+    }
+
+    /// Arms the timer for `deadline`; true if it is already due.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+        let Some(d) = deadline else {
+            self.armed = None;
+            return false;
+        };
+        if d <= Instant::now() {
+            return true;
+        }
+        if self.armed != Some(d) {
+            match &mut self.timer {
+                Some(t) => R::reset_timer(t, d),
+                None => self.timer = Some(self.rt.timer(d)),
+            }
+            self.armed = Some(d);
+        }
+        match &mut self.timer {
+            Some(t) => Pin::new(t).poll(cx).is_ready(),
+            None => false,
+        }
+    }
+}
+
+impl<R: Runtime> Future for Driver<R> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        for _ in 0..MAX_ROUNDS {
+            this.shared.register_driver(cx.waker());
+            let mut progress = this.poll_opening(cx);
+            progress |= this.poll_read(cx);
+            progress |= this.write_batch(cx);
+            progress |= this.poll_flush(cx);
+            let (took, deadline, over) = this.run_core(cx);
+            progress |= took;
+            if over {
+                // Closed or failed, and every event handed over: release the transport and stop.
+                if let Some(conn) = this.conn.as_mut() {
+                    let _ = Pin::new(&mut conn.ws).poll_flush(cx);
+                }
+                this.conn = None;
+                this.opening = None;
+                this.shared.finish();
+                tracing::debug!("driver finished");
+                return Poll::Ready(());
+            }
+            progress |= this.poll_timer(cx, deadline);
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Bounded work per wake-up: yield to the other tasks, and come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn to_ws(message: Message) -> WsMessage {
+    let (kind, payload) = message.into_parts();
+    match kind {
+        MessageKind::Binary => WsMessage::Binary(payload),
+        // The core only builds text messages from valid UTF-8; the check is tungstenite's price.
+        MessageKind::Text => match Utf8Bytes::try_from(payload) {
+            Ok(t) => WsMessage::Text(t),
+            Err(_) => unreachable!("text messages hold valid UTF-8"),
+        },
+    }
+}
+
+fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
+        other => Err(classify_write_error(other)),
+    }
+}
+
+fn classify_write_error(e: WsError) -> TransportError {
+    match e {
+        WsError::Io(e) => TransportError::Io(e.to_string()),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
+        other => TransportError::Protocol(other.to_string()),
+    }
+}

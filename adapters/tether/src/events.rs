@@ -1,0 +1,147 @@
+//! The bounded hand-off of events from the driver to the application.
+//!
+//! One lock per batch on each side: the driver pushes what fits, the [`Events`] stream swaps the whole
+//! buffer out at once. When the buffer is full the driver stops reading the socket (backpressure), and
+//! when the stream is dropped events are discarded instead.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use futures::Stream;
+use tether_core::Event;
+
+use crate::client::Shared;
+
+#[derive(Debug)]
+pub(crate) struct EventQueue {
+    inner: Mutex<EvInner>,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct EvInner {
+    buf: VecDeque<Event>,
+    finished: bool,
+    receiver_alive: bool,
+    consumer: Option<Waker>,
+    producer: Option<Waker>,
+}
+
+impl EventQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(EvInner {
+                buf: VecDeque::with_capacity(capacity.min(1024)),
+                finished: false,
+                receiver_alive: true,
+                consumer: None,
+                producer: None,
+            }),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EvInner> {
+        // A panic elsewhere while holding the lock leaves a consistent queue: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Room for more events; when there is none the driver's waker is registered for when there is.
+    pub(crate) fn room(&self, cx: &Context<'_>) -> usize {
+        let mut q = self.lock();
+        if !q.receiver_alive {
+            return usize::MAX;
+        }
+        let room = self.capacity.saturating_sub(q.buf.len());
+        if room == 0 {
+            q.producer = Some(cx.waker().clone());
+        }
+        room
+    }
+
+    /// Pushes events from `next` while there is room. Returns whether `next` ran dry.
+    pub(crate) fn push_from(&self, mut next: impl FnMut() -> Option<Event>) -> bool {
+        let mut q = self.lock();
+        let mut pushed = false;
+        let dry = loop {
+            if q.receiver_alive && q.buf.len() >= self.capacity {
+                break false;
+            }
+            let Some(e) = next() else { break true };
+            if q.receiver_alive {
+                q.buf.push_back(e);
+                pushed = true;
+            }
+        };
+        if pushed && let Some(w) = q.consumer.take() {
+            w.wake();
+        }
+        dry
+    }
+
+    pub(crate) fn finish(&self) {
+        let mut q = self.lock();
+        q.finished = true;
+        if let Some(w) = q.consumer.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The stream of [`Event`]s of a client: state changes, received messages, message outcomes.
+///
+/// Keep polling it (or drop it): while its buffer is full the client stops reading from the socket.
+/// It ends after the client is closed or has failed.
+pub struct Events {
+    shared: Arc<Shared>,
+    local: VecDeque<Event>,
+}
+
+impl Events {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, local: VecDeque::new() }
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").field("buffered", &self.local.len()).finish()
+    }
+}
+
+impl Stream for Events {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = self.get_mut();
+        if let Some(e) = this.local.pop_front() {
+            return Poll::Ready(Some(e));
+        }
+        let mut q = this.shared.events.lock();
+        std::mem::swap(&mut q.buf, &mut this.local);
+        if let Some(e) = this.local.pop_front() {
+            if let Some(w) = q.producer.take() {
+                w.wake();
+            }
+            return Poll::Ready(Some(e));
+        }
+        if q.finished {
+            return Poll::Ready(None);
+        }
+        q.consumer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let mut q = self.shared.events.lock();
+        q.receiver_alive = false;
+        q.buf.clear();
+        if let Some(w) = q.producer.take() {
+            w.wake();
+        }
+    }
+}

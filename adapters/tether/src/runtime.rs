@@ -1,0 +1,35 @@
+//! The small trait a runtime implements so the one driver can run on it.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+/// What the driver needs from an async runtime: spawning, one re-armable timer per client, name
+/// resolution and TCP connects. Everything else (TLS, WebSocket, reconnection) is shared.
+///
+/// `tether-tokio`, `tether-smol` and `tether-async-std` implement it; a custom runtime can too.
+pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
+    /// A connected TCP stream, as `futures::io` traits.
+    type Tcp: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A timer that completes at its deadline and can be moved to another deadline.
+    type Timer: Future<Output = ()> + Unpin + Send + 'static;
+
+    /// Runs `fut` in the background.
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F);
+
+    /// A timer that completes at `deadline`.
+    fn timer(&self, deadline: Instant) -> Self::Timer;
+
+    /// Moves `timer` to `deadline` (it completes again at the new deadline).
+    fn reset_timer(timer: &mut Self::Timer, deadline: Instant);
+
+    /// Resolves `host` to socket addresses, without blocking the executor.
+    fn resolve(&self, host: String, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static;
+
+    /// Opens a TCP connection with `TCP_NODELAY` set (WebSocket messages are latency-sensitive and the
+    /// driver already coalesces writes).
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Tcp>> + Send + 'static;
+}

@@ -1,0 +1,102 @@
+//! # tether-tokio
+//!
+//! Tether, the resilient WebSocket client, on tokio. Everything of [`tether`] is re-exported; this crate
+//! only adds [`TokioRuntime`] (spawn, timer, DNS, TCP) and [`connect`].
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = tether_tokio::ClientBuilder::new("wss://example.com/feed").build()?;
+//! let (client, mut events) = tether_tokio::connect(config)?;
+//! client.send("hello").await?;
+//! while let Some(event) = events.next().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_tungstenite::tokio::TokioAdapter;
+pub use tether::*;
+
+/// The [`Runtime`] for tokio: spawns on the runtime it was created in.
+#[derive(Debug, Clone)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+/// `connect` was called outside a tokio runtime.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no tokio runtime here: call tether_tokio::connect from inside a tokio runtime (e.g. #[tokio::main])")]
+pub struct NoRuntime;
+
+impl TokioRuntime {
+    /// The runtime of the current context.
+    pub fn current() -> Result<Self, NoRuntime> {
+        tokio::runtime::Handle::try_current().map(|handle| Self { handle }).map_err(|_| NoRuntime)
+    }
+
+    /// A specific runtime.
+    pub fn with_handle(handle: tokio::runtime::Handle) -> Self {
+        Self { handle }
+    }
+}
+
+/// tokio's `Sleep`, boxed once per client so it is `Unpin` and can be re-armed in place.
+#[derive(Debug)]
+pub struct Timer(Pin<Box<tokio::time::Sleep>>);
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+// The futures must not borrow `self` (they outlive the call), so they are `async move` blocks rather
+// than `async fn`.
+#[allow(clippy::manual_async_fn)]
+impl Runtime for TokioRuntime {
+    type Tcp = TokioAdapter<tokio::net::TcpStream>;
+    type Timer = Timer;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F) {
+        self.handle.spawn(fut);
+    }
+
+    fn timer(&self, deadline: Instant) -> Timer {
+        let _enter = self.handle.enter();
+        Timer(Box::pin(tokio::time::sleep_until(deadline.into())))
+    }
+
+    fn reset_timer(timer: &mut Timer, deadline: Instant) {
+        timer.0.as_mut().reset(deadline.into());
+    }
+
+    fn resolve(&self, host: String, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static {
+        async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) }
+    }
+
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Tcp>> + Send + 'static {
+        async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            Ok(TokioAdapter::new(s))
+        }
+    }
+}
+
+/// Starts a client on the current tokio runtime. See [`tether::connect`].
+pub fn connect(config: ClientConfig) -> Result<(Client, Events), NoRuntime> {
+    Ok(tether::connect(TokioRuntime::current()?, config))
+}
