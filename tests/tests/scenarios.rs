@@ -541,6 +541,54 @@ async fn j_bad_input<R: Rt>() {
     assert!(client.stats().errors.tcp >= 1);
 }
 
+// ----- k. request hook, receipts, backpressure -----------------------------------------------------
+
+async fn k_hook_receipts_backpressure<R: Rt>() {
+    let server = TestServer::start(Behavior::Echo);
+    let proxy = FaultProxy::start(server.addr());
+    let cfg = fast(&proxy.url())
+        .header("Authorization", "Bearer stale")
+        .request_hook(|mut req, attempt| async move {
+            // A fresh token for every attempt.
+            let token = format!("Bearer fresh-{attempt}");
+            req.headers_mut().insert("authorization", token.parse().expect("valid header"));
+            Ok(req)
+        })
+        .queue(QueueConfig { max_messages: 2, ..QueueConfig::default() })
+        .build()
+        .unwrap();
+    let (client, events) = R::connect(cfg);
+    let mut w = Watch::new(events);
+    w.connected::<R>().await;
+    let receipt = client.send_with_receipt("with receipt").await.unwrap();
+    assert_eq!(within::<R, _>(secs(5), "receipt", receipt).await, Outcome::Sent);
+
+    // An outage with a full queue: send().await waits (backpressure) and completes once there is room.
+    proxy.refuse(true);
+    proxy.cut();
+    w.until::<R>(secs(5), "disconnected", |e| matches!(e, Event::Disconnected { .. })).await;
+    client.send("q1").await.unwrap();
+    client.send("q2").await.unwrap();
+    let blocked = client.clone();
+    let (tx, mut rx) = futures::channel::oneshot::channel();
+    R::spawn(async move {
+        let _ = tx.send(blocked.send("q3").await);
+    });
+    R::sleep(ms(200)).await;
+    assert!(matches!(rx.try_recv(), Ok(None)), "send waits while the queue is full");
+    proxy.refuse(false);
+    let id = within::<R, _>(secs(5), "blocked send accepted", rx).await.expect("sender ran").unwrap();
+    w.until::<R>(secs(5), "q3 sent", |e| matches!(e, Event::Outcome { id: i, outcome: Outcome::Sent } if *i == id))
+        .await;
+    let tokens: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap_or_default())
+        .collect();
+    assert_eq!(tokens.first().map(String::as_str), Some("Bearer fresh-1"));
+    assert!(tokens.len() >= 2 && tokens.iter().all(|t| t.starts_with("Bearer fresh-")), "{tokens:?}");
+}
+
 macro_rules! suite {
     ($module:ident, $rt:ty) => {
         mod $module {
@@ -588,6 +636,10 @@ macro_rules! suite {
             #[test]
             fn j_bad_input() {
                 <$rt>::block_on(super::j_bad_input::<$rt>())
+            }
+            #[test]
+            fn k_hook_receipts_backpressure() {
+                <$rt>::block_on(super::k_hook_receipts_backpressure::<$rt>())
             }
         }
     };
