@@ -648,3 +648,15 @@ macro_rules! suite {
 suite!(on_tokio, Tokio);
 suite!(on_smol, Smol);
 suite!(on_async_std, AsyncStd);
+
+/// A client whose runtime shuts down does not leave its event stream or its waiters hanging.
+#[test]
+fn runtime_shutdown_ends_the_event_stream() {
+    let server = TestServer::start(Behavior::Echo);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio");
+    let (client, events) = rt.block_on(async { tether_tokio::connect(fast(&server.url()).build().unwrap()) }).unwrap();
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let rest: Vec<Event> = smol::block_on(within::<Smol, _>(secs(5), "stream ends", events.collect()));
+    assert!(rest.len() < 100);
+    smol::block_on(within::<Smol, _>(secs(5), "finished", client.finished()));
+}

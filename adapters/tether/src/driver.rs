@@ -365,6 +365,14 @@ impl<R: Runtime> Future for Driver<R> {
     }
 }
 
+impl<R: Runtime> Drop for Driver<R> {
+    /// A driver dropped before it finished (its runtime shut down): end the event stream and wake every
+    /// waiter, so nobody waits forever on a client that can no longer make progress.
+    fn drop(&mut self) {
+        self.shared.finish();
+    }
+}
+
 fn to_ws(message: Message) -> WsMessage {
     let (kind, payload) = message.into_parts();
     match kind {
