@@ -4,3 +4,4 @@ pub mod background;
 pub mod pki;
 pub mod proxy;
 pub mod server;
+pub mod sim;

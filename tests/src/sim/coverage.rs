@@ -1,0 +1,231 @@
+//! What a run reached: counts of every state transition, event, outcome, action and cause kind, so we
+//! can see that the schedules exercise everything.
+
+use std::fmt;
+
+use tether_core::{Action, Cause, Event, Outcome, State};
+
+/// Names of the event kinds, in [`event_index`] order.
+pub const EVENT_KINDS: [&str; 10] = [
+    "StateChanged",
+    "Connected",
+    "Disconnected",
+    "RetryScheduled",
+    "Message",
+    "Outcome",
+    "Requeued",
+    "QueueUnblocked",
+    "Failed",
+    "Closed",
+];
+
+/// Names of the action kinds, in [`action_index`] order.
+pub const ACTION_KINDS: [&str; 4] = ["Open", "Send", "Ping", "Close"];
+
+/// Names of the cause kinds, in [`cause_index`] order.
+pub const CAUSE_KINDS: [&str; 12] = [
+    "ConnectRequested",
+    "CloseRequested",
+    "Opened",
+    "OpenFailed",
+    "ConnectTimeout",
+    "RemoteClosed",
+    "TransportFailed",
+    "Heartbeat",
+    "BackoffElapsed",
+    "Network",
+    "CloseCompleted",
+    "CloseTimeout",
+];
+
+fn state_index(s: State) -> usize {
+    State::ALL.iter().position(|x| *x == s).expect("State::ALL is exhaustive")
+}
+
+/// Index of an event kind in [`EVENT_KINDS`].
+pub fn event_index(e: &Event) -> usize {
+    match e {
+        Event::StateChanged { .. } => 0,
+        Event::Connected { .. } => 1,
+        Event::Disconnected { .. } => 2,
+        Event::RetryScheduled { .. } => 3,
+        Event::Message(_) => 4,
+        Event::Outcome { .. } => 5,
+        Event::Requeued { .. } => 6,
+        Event::QueueUnblocked => 7,
+        Event::Failed(_) => 8,
+        Event::Closed { .. } => 9,
+    }
+}
+
+/// Index of an action kind in [`ACTION_KINDS`].
+pub fn action_index(a: &Action) -> usize {
+    match a {
+        Action::Open { .. } => 0,
+        Action::Send { .. } => 1,
+        Action::Ping { .. } => 2,
+        Action::Close { .. } => 3,
+    }
+}
+
+/// Index of a cause kind in [`CAUSE_KINDS`].
+pub fn cause_index(c: &Cause) -> usize {
+    match c {
+        Cause::ConnectRequested => 0,
+        Cause::CloseRequested => 1,
+        Cause::Opened => 2,
+        Cause::OpenFailed(_) => 3,
+        Cause::ConnectTimeout => 4,
+        Cause::RemoteClosed(_) => 5,
+        Cause::TransportFailed(_) => 6,
+        Cause::Heartbeat(_) => 7,
+        Cause::BackoffElapsed => 8,
+        Cause::Network(_) => 9,
+        Cause::CloseCompleted => 10,
+        Cause::CloseTimeout => 11,
+    }
+}
+
+/// Counters over one or many runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// `transitions[from][to]`, indexed as [`State::ALL`].
+    pub transitions: [[u64; 7]; 7],
+    /// Per [`EVENT_KINDS`].
+    pub events: [u64; 10],
+    /// Per [`Outcome::ALL`].
+    pub outcomes: [u64; 5],
+    /// Per [`ACTION_KINDS`].
+    pub actions: [u64; 4],
+    /// Causes of state changes, per [`CAUSE_KINDS`].
+    pub causes: [u64; 12],
+    /// Runs counted.
+    pub runs: u64,
+    /// Simulation steps over all runs.
+    pub steps: u64,
+    /// Messages the simulated server received twice (allowed only after a reported requeue).
+    pub duplicates: u64,
+    /// Runs that ended in `Failed`.
+    pub ended_failed: u64,
+    /// Time jumps simulated.
+    pub time_jumps: u64,
+    /// Liveness windows checked (the server became healthy and the client had to come back).
+    pub liveness_checks: u64,
+    /// Dead links the heartbeat had to detect within its bound.
+    pub dead_link_checks: u64,
+}
+
+impl Coverage {
+    /// Counts an event.
+    pub fn event(&mut self, e: &Event) {
+        self.events[event_index(e)] += 1;
+        match e {
+            Event::StateChanged { from, to, cause } => {
+                self.transitions[state_index(*from)][state_index(*to)] += 1;
+                self.causes[cause_index(cause)] += 1;
+            }
+            Event::Outcome { outcome, .. } => {
+                let i = Outcome::ALL.iter().position(|o| o == outcome).expect("Outcome::ALL is exhaustive");
+                self.outcomes[i] += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an action.
+    pub fn action(&mut self, a: &Action) {
+        self.actions[action_index(a)] += 1;
+    }
+
+    /// Adds another run's counters.
+    pub fn merge(&mut self, o: &Coverage) {
+        for (a, b) in self.transitions.iter_mut().flatten().zip(o.transitions.iter().flatten()) {
+            *a += b;
+        }
+        let pairs = [
+            (&mut self.events[..], &o.events[..]),
+            (&mut self.outcomes[..], &o.outcomes[..]),
+            (&mut self.actions[..], &o.actions[..]),
+            (&mut self.causes[..], &o.causes[..]),
+        ];
+        for (a, b) in pairs {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        self.runs += o.runs;
+        self.steps += o.steps;
+        self.duplicates += o.duplicates;
+        self.ended_failed += o.ended_failed;
+        self.time_jumps += o.time_jumps;
+        self.liveness_checks += o.liveness_checks;
+        self.dead_link_checks += o.dead_link_checks;
+    }
+
+    /// What was never reached: legal transitions, events, outcomes, actions and causes with a zero
+    /// count. Empty when the runs exercised everything.
+    pub fn missing(&self) -> Vec<String> {
+        let mut out = vec![];
+        for from in State::ALL {
+            for to in State::ALL {
+                if from.can_transition_to(to) && self.transitions[state_index(from)][state_index(to)] == 0 {
+                    out.push(format!("transition {from:?} -> {to:?}"));
+                }
+            }
+        }
+        let lists: [(&str, &[&str], &[u64]); 3] = [
+            ("event", &EVENT_KINDS, &self.events),
+            ("action", &ACTION_KINDS, &self.actions),
+            ("cause", &CAUSE_KINDS, &self.causes),
+        ];
+        for (what, names, counts) in lists {
+            for (n, c) in names.iter().zip(counts) {
+                if *c == 0 {
+                    out.push(format!("{what} {n}"));
+                }
+            }
+        }
+        for (o, c) in Outcome::ALL.iter().zip(self.outcomes) {
+            if c == 0 {
+                out.push(format!("outcome {o:?}"));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "runs {}  steps {}", self.runs, self.steps)?;
+        writeln!(f, "transitions:")?;
+        for from in State::ALL {
+            for to in State::ALL {
+                if from.can_transition_to(to) {
+                    let n = self.transitions[state_index(from)][state_index(to)];
+                    writeln!(f, "  {:>12} -> {:<12} {n}", format!("{from:?}"), format!("{to:?}"))?;
+                }
+            }
+        }
+        writeln!(f, "events:")?;
+        for (n, c) in EVENT_KINDS.iter().zip(self.events) {
+            writeln!(f, "  {n:<16} {c}")?;
+        }
+        writeln!(f, "outcomes:")?;
+        for (o, c) in Outcome::ALL.iter().zip(self.outcomes) {
+            writeln!(f, "  {:<16} {c}", format!("{o:?}"))?;
+        }
+        writeln!(f, "actions:")?;
+        for (n, c) in ACTION_KINDS.iter().zip(self.actions) {
+            writeln!(f, "  {n:<16} {c}")?;
+        }
+        writeln!(f, "causes of state changes:")?;
+        for (n, c) in CAUSE_KINDS.iter().zip(self.causes) {
+            writeln!(f, "  {n:<16} {c}")?;
+        }
+        writeln!(
+            f,
+            "requeue duplicates {}  runs ended Failed {}  time jumps {}  liveness windows {}  dead links {}",
+            self.duplicates, self.ended_failed, self.time_jumps, self.liveness_checks, self.dead_link_checks
+        )
+    }
+}
