@@ -1,0 +1,89 @@
+//! The benchmark server: raw tokio-tungstenite on a single-threaded tokio runtime, in its own process.
+//!
+//! `tether-bench-server [--port P]` listens on 127.0.0.1:P (0, the default, picks a free port) and prints
+//! `ready <port>` once it listens. Endpoints by path: `/sink` counts data messages and answers the text
+//! `END` with the count; `/echo` sends every data message back; `/blackhole` completes the handshake and
+//! then goes silent. It exits when its standard input closes (so it never outlives the harness), or when
+//! killed (the harness kills and restarts it to measure reconnection).
+
+use std::io::{Read, Write};
+
+use futures::{SinkExt, StreamExt};
+use tether_benches::{BLACKHOLE, ECHO, END, READY, SINK};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+fn main() {
+    let mut port = 0u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--port" => port = args.next().and_then(|p| p.parse().ok()).expect("--port takes a number"),
+            other => panic!("unknown argument {other:?}; usage: tether-bench-server [--port P]"),
+        }
+    }
+    // Exit with the harness: it holds our stdin.
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+        let port = listener.local_addr().expect("local addr").port();
+        let mut out = std::io::stdout();
+        writeln!(out, "{READY} {port}").and_then(|_| out.flush()).expect("stdout");
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(serve(tcp));
+        }
+    });
+}
+
+async fn serve(tcp: TcpStream) {
+    let mut path = String::new();
+    let callback = |req: &Request, resp: Response| {
+        path = req.uri().path().to_owned();
+        Ok(resp)
+    };
+    // Small buffers: the server holds thousands of idle connections in the memory run.
+    let cfg = WebSocketConfig::default().read_buffer_size(4 << 10);
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, callback, Some(cfg)).await else {
+        return;
+    };
+    match path.as_str() {
+        BLACKHOLE => {
+            // Hold the socket, read nothing, answer nothing, until the client goes away (it cannot
+            // tell: the kernel still acknowledges). Exits with the process.
+            std::future::pending::<()>().await;
+        }
+        ECHO => {
+            while let Some(Ok(msg)) = ws.next().await {
+                if (msg.is_binary() || msg.is_text()) && ws.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        }
+        SINK | _ => {
+            let mut count: u64 = 0;
+            while let Some(Ok(msg)) = ws.next().await {
+                match msg {
+                    Message::Binary(_) => count += 1,
+                    Message::Text(t) if t.as_str() == END => {
+                        let reply = Utf8Bytes::from(count.to_string());
+                        count = 0;
+                        if ws.send(Message::Text(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Message::Text(_) => count += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
