@@ -29,10 +29,20 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on `127.0.0.1:0` forwarding to `upstream`.
     pub fn start(upstream: SocketAddr) -> Self {
-        let rt = crate::background::Background::new("fault-proxy");
         let listener = crate::background::bind_std("127.0.0.1:0".parse().expect("literal address"))
             .unwrap_or_else(|e| panic!("fault proxy cannot bind: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("no local address: {e}"));
+        Self::start_on(listener, upstream).unwrap_or_else(|e| panic!("no local address: {e}"))
+    }
+
+    /// Starts a proxy on `listen` forwarding to `upstream`; unlike [`start`](Self::start) a bind failure
+    /// is returned, not a panic.
+    pub fn start_at(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<Self> {
+        Self::start_on(crate::background::bind_std(listen)?, upstream)
+    }
+
+    fn start_on(listener: std::net::TcpListener, upstream: SocketAddr) -> std::io::Result<Self> {
+        let rt = crate::background::Background::new("fault-proxy");
+        let addr = listener.local_addr()?;
         let faults = Arc::new(Faults::default());
         let f = faults.clone();
         rt.spawn(async move {
@@ -67,7 +77,7 @@ impl FaultProxy {
                 conns.push(task.abort_handle());
             }
         });
-        Self { rt, addr, faults }
+        Ok(Self { rt, addr, faults })
     }
 
     /// The proxy's address.

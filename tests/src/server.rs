@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tokio::TokioAdapter;
-use async_tungstenite::tungstenite::Message as WsMessage;
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use async_tungstenite::tungstenite::http::StatusCode;
 use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::io::{AsyncRead, AsyncWrite};
@@ -97,15 +98,34 @@ impl TestServer {
         Self::start_with(behavior, Some(tls))
     }
 
+    /// Starts a server on `addr` (`ws://`, or `wss://` with `tls`); unlike [`start`](Self::start) a bind
+    /// failure (port taken, no permission) is returned, not a panic.
+    pub fn start_at(
+        addr: SocketAddr,
+        behavior: Behavior,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
+        let listener = crate::background::bind_std(addr)?;
+        Self::start_on(listener, behavior, tls)
+    }
+
     fn start_with(behavior: Behavior, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let rt = crate::background::Background::new("test-server");
         let listener = crate::background::bind_std("127.0.0.1:0".parse().expect("literal address"))
             .unwrap_or_else(|e| panic!("test server cannot bind: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("no local address: {e}"));
+        Self::start_on(listener, behavior, tls).unwrap_or_else(|e| panic!("no local address: {e}"))
+    }
+
+    fn start_on(
+        listener: std::net::TcpListener,
+        behavior: Behavior,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
+        let rt = crate::background::Background::new("test-server");
+        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State { behavior: Some(behavior), ..State::default() }));
         let server = Self { rt, addr, tls, state, next_conn: Arc::new(AtomicU64::new(0)) };
         server.spawn_listener(listener);
-        server
+        Ok(server)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -172,7 +192,16 @@ impl TestServer {
         }
     }
 
-    /// Listens again on the same port (after [`stop`](Self::stop)).
+    /// Stops accepting new connections (they are refused) and keeps the open ones: the first step of a
+    /// graceful restart (then [`close_all`](Self::close_all), wait for
+    /// [`open_connections`](Self::open_connections) to reach zero, [`restart`](Self::restart)).
+    pub fn stop_listening(&self) {
+        if let Some(l) = self.lock().listener.take() {
+            l.abort();
+        }
+    }
+
+    /// Listens again on the same port (after [`stop`](Self::stop) or [`stop_listening`](Self::stop_listening)).
     pub fn restart(&self) {
         let addr = self.addr;
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -190,6 +219,12 @@ impl TestServer {
     /// Every data message received so far, in arrival order.
     pub fn received(&self) -> Vec<Received> {
         self.lock().received.clone()
+    }
+
+    /// Takes the record of received messages, leaving it empty (for long-running servers, which would
+    /// otherwise keep every message).
+    pub fn take_received(&self) -> Vec<Received> {
+        std::mem::take(&mut self.lock().received)
     }
 
     /// Clears the record of received messages.
@@ -289,7 +324,13 @@ async fn serve<S>(
                         _ => unreachable!("matched text or binary"),
                     };
                     lock().received.push(Received { conn, text, data });
-                    if behavior == Behavior::Echo && ws.send(m).await.is_err() {
+                    // After our close frame the peer may still send until it reads it: keep reading
+                    // (and recording) until its close reply ends the stream, so nothing it flushed
+                    // before then goes unrecorded.
+                    if behavior == Behavior::Echo
+                        && let Err(e) = ws.send(m).await
+                        && !matches!(e, WsError::Protocol(ProtocolError::SendAfterClosing))
+                    {
                         break;
                     }
                 }

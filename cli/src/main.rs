@@ -1,0 +1,258 @@
+//! `tether`: the command-line face of Tether, the resilient WebSocket client.
+//!
+//! * `tether connect URL`: stdin lines become text messages (queued across outages), received messages go
+//!   to stdout, connection events to stderr.
+//! * `tether serve`: a local echo server, with optional chaos, built from the test suite's server and
+//!   fault proxy.
+//! * `tether demo`: a loopback tour of what the client survives, ending with a computed summary.
+//!
+//! This is a program: it prints. Diagnostics go through `tracing` (`-v`, or `RUST_LOG`).
+
+#![forbid(unsafe_code)]
+
+mod connect;
+mod demo;
+mod json;
+mod serve;
+mod term;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, documented in `--help` and the README.
+pub(crate) mod exit {
+    /// A clean close (stdin ended and everything was sent, or Ctrl-C), or a finished demo.
+    pub(crate) const OK: u8 = 0;
+    /// Any other failure: an I/O error, a close handshake that timed out, a demo check that failed.
+    pub(crate) const IO: u8 = 1;
+    /// Bad arguments: unknown option, bad URL, header, duration, unreadable CA file.
+    pub(crate) const USAGE: u8 = 2;
+    /// The server rejected us for good (HTTP 401/403/404..., close 1008, certificate rejected).
+    pub(crate) const FATAL: u8 = 3;
+    /// The retry budget is spent (`--max-attempts` consecutive failures).
+    pub(crate) const RETRIES: u8 = 4;
+    /// A second Ctrl-C: stopped at once, without waiting for the close.
+    pub(crate) const INTERRUPTED: u8 = 130;
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    clean close (stdin ended and every message was sent, or Ctrl-C), or a successful demo
+  1    other failure (I/O error, close handshake timed out, a demo check failed)
+  2    bad arguments (unknown option, bad URL, header or duration, unreadable CA file)
+  3    fatal rejection: the server refused us and retrying will not help (e.g. HTTP 401, close 1008,
+       certificate rejected)
+  4    retry budget spent (--max-attempts consecutive failed attempts)
+  130  interrupted by a second Ctrl-C
+
+Logs: -v (info), -vv (debug), or RUST_LOG=tether=debug.";
+
+/// Tether: a resilient WebSocket client.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, after_help = EXIT_CODES, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to a server: stdin lines out, received messages on stdout, events on stderr.
+    ///
+    /// Every line of stdin is sent as a text message; lines read while the connection is down are
+    /// queued and sent, in order, when it is back. Received messages are printed on stdout, connection
+    /// events on stderr, with a live status line when stderr is a terminal. At the end of stdin, once
+    /// connected and every message is sent, the connection is closed (1000). Ctrl-C closes gracefully;
+    /// a second Ctrl-C stops at once.
+    #[command(after_help = EXIT_CODES)]
+    Connect(ConnectArgs),
+    /// Run a local echo server to try things against, optionally with chaos.
+    ///
+    /// Listens on 127.0.0.1 only. The first line on stdout is `listening on ws://127.0.0.1:PORT/`;
+    /// activity and chaos are logged on stderr. Ctrl-C stops it.
+    #[command(after_help = serve::CHAOS_HELP)]
+    Serve(ServeArgs),
+    /// A 10-second loopback tour of what the client survives, with a computed summary.
+    ///
+    /// Starts an echo server and a fault proxy on 127.0.0.1, streams numbered messages, restarts the
+    /// server (backoff, queueing, reconnection, in-order flush), makes the link half-open (found by the
+    /// heartbeat), closes, and compares what the client reported sent with what the server received.
+    Demo,
+}
+
+/// `tether connect`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// ws:// or wss:// URL.
+    pub(crate) url: String,
+    /// Extra header for the upgrade request, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "K:V", value_parser = parse_header)]
+    pub(crate) headers: Vec<(String, String)>,
+    /// Subprotocol to offer (repeatable, in preference order).
+    #[arg(long = "subprotocol", value_name = "P")]
+    pub(crate) subprotocols: Vec<String>,
+    /// Seconds between pings (e.g. 15, 0.5, 500ms). Default: 15.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) ping_interval: Option<Duration>,
+    /// Seconds to wait for the pong before the link is declared dead. Default: 10.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) pong_timeout: Option<Duration>,
+    /// First reconnection delay, before jitter. Default: 0.5.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) backoff_base: Option<Duration>,
+    /// Longest reconnection delay. Default: 30.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) backoff_max: Option<Duration>,
+    /// Give up after N consecutive failed attempts (exit code 4). Default: retry forever.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_attempts: Option<u32>,
+    /// Most messages queued (pending and in flight); reading stdin waits while it is full. Default: 4096.
+    #[arg(long = "queue", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) queue: Option<u64>,
+    /// Resend messages that were in flight on a connection that died (at-least-once) instead of
+    /// reporting them abandoned (at-most-once, the default).
+    #[arg(long)]
+    pub(crate) requeue: bool,
+    /// Also trust the CA certificates in this PEM file (for wss:// with a private CA).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<std::path::PathBuf>,
+    /// Print every event (messages included) as one JSON object per line on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `tether serve`'s options.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, short, default_value_t = 9001)]
+    pub(crate) port: u16,
+    /// Fault to inject (repeatable); see below.
+    #[arg(long = "chaos", value_name = "FAULT", value_parser = serve::parse_chaos)]
+    pub(crate) chaos: Vec<serve::Chaos>,
+    /// Print every message received on stderr.
+    #[arg(long)]
+    pub(crate) print: bool,
+}
+
+/// `K:V` or `K: V`.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected NAME:VALUE, got {s:?}")),
+    }
+}
+
+/// Seconds (`1.5`, `2s`) or milliseconds (`500ms`).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("expected seconds (e.g. 1.5, 2s, 500ms), got {s:?}"))?;
+    let secs = v * scale;
+    if !(0.0..=86_400.0 * 365.0).contains(&secs) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Prints one line on stderr, prefixed with the program's name.
+pub(crate) fn error_line(msg: impl std::fmt::Display) {
+    eprintln!("tether: {msg}");
+}
+
+/// A clap error as one line (help and version are printed as they are).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+        _ => {}
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = first.trim().strip_prefix("error: ").unwrap_or(first.trim());
+    error_line(format_args!("{first} (see 'tether --help')"));
+    ExitCode::from(exit::USAGE)
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error_line(format_args!("cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::IO);
+        }
+    };
+    let code = rt.block_on(async move {
+        match cli.command {
+            Command::Connect(args) => connect::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo => demo::run().await,
+        }
+    });
+    // The stdin reader may be blocked in a read: don't wait for it.
+    rt.shutdown_background();
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header("Authorization: Bearer x:y"), Ok(("Authorization".into(), "Bearer x:y".into())));
+        assert!(parse_header("no-colon").is_err());
+        assert!(parse_header(":v").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
