@@ -8,6 +8,7 @@
 //!
 //! This is a program: it prints. Diagnostics go through `tracing` (`-v`, or `RUST_LOG`).
 
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod connect;
