@@ -190,7 +190,8 @@ fn generate_config(rng: &mut SimRng, link: &LinkParams, known_bugs: bool) -> Con
         queue.ttl = None;
     }
     let mut cfg = Config {
-        connect_timeout: rng.ms(500, 8_000),
+        // A healthy server must be reachable within the connect timeout, even over a lossy link.
+        connect_timeout: rng.ms(500, 8_000).max(rtt + Duration::from_millis(1)),
         close_timeout: rng.ms(300, 5_000),
         backoff,
         heartbeat,
