@@ -80,9 +80,10 @@ impl<R: Runtime> Driver<R> {
             armed: None,
             opening: None,
             conn: None,
-            batch: VecDeque::with_capacity(ACTION_BATCH),
+            // Grown on first use: an idle connection should not pay for a burst's buffers.
+            batch: VecDeque::new(),
             graceful_close: None,
-            reports: Vec::with_capacity(READ_BUDGET + 4),
+            reports: Vec::new(),
             outcomes: Vec::new(),
         }
     }

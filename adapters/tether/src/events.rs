@@ -33,7 +33,9 @@ impl EventQueue {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             inner: Mutex::new(EvInner {
-                buf: VecDeque::with_capacity(capacity.min(1024)),
+                // Grown on first use (then kept): preallocating `capacity` events cost ~70 KiB of heap
+                // per idle connection.
+                buf: VecDeque::new(),
                 finished: false,
                 receiver_alive: true,
                 consumer: None,
