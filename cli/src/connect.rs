@@ -135,7 +135,8 @@ pub(crate) fn failure(reason: &FailReason) -> (u8, String) {
     match reason {
         FailReason::Fatal(c) => (exit::FATAL, format!("{c} (fatal: not retried)")),
         FailReason::RetriesExhausted { attempts, last } => {
-            (exit::RETRIES, format!("gave up after {attempts} failed attempts; last: {last}"))
+            let s = if *attempts == 1 { "" } else { "s" };
+            (exit::RETRIES, format!("gave up after {attempts} failed attempt{s}; last: {last}"))
         }
         FailReason::BudgetExhausted { .. } => (exit::RETRIES, reason.to_string()),
     }

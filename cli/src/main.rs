@@ -139,6 +139,10 @@ pub(crate) struct ServeArgs {
     /// Print every message received on stderr.
     #[arg(long)]
     pub(crate) print: bool,
+    /// Serve wss:// with a certificate for localhost signed by a CA made now; the CA certificate is
+    /// written to this PEM file (for `tether connect --ca FILE wss://localhost:PORT/`).
+    #[arg(long, value_name = "CA_FILE")]
+    pub(crate) tls: Option<std::path::PathBuf>,
 }
 
 /// `K:V` or `K: V`.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tether_tests::pki::TestPki;
 use tether_tests::proxy::FaultProxy;
 use tether_tests::server::{Behavior, TestServer};
 
@@ -111,6 +112,23 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         })
         .unwrap_or(Behavior::Echo);
     let listen = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let tls = match &args.tls {
+        None => None,
+        Some(path) => {
+            let pki = match TestPki::generate("tether serve CA") {
+                Ok(p) => p,
+                Err(e) => {
+                    crate::error_line(format_args!("error: cannot make a TLS certificate: {e}"));
+                    return exit::IO;
+                }
+            };
+            if let Err(e) = std::fs::write(path, pki.ca_pem.as_bytes()) {
+                crate::error_line(format_args!("error: cannot write the CA certificate to {}: {e}", path.display()));
+                return exit::IO;
+            }
+            Some(pki.server)
+        }
+    };
     let needs_proxy = args.chaos.iter().any(|c| matches!(c, Chaos::Blackhole { .. }));
     let bind_error = |e: std::io::Error| {
         crate::error_line(format_args!("error: cannot listen on {listen}: {e}"));
@@ -118,7 +136,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     };
     // With a blackhole the public port is the fault proxy's, and the server hides behind it.
     let (server, proxy) = if needs_proxy {
-        let server = match TestServer::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), behavior, None) {
+        let server = match TestServer::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), behavior, tls.clone()) {
             Ok(s) => s,
             Err(e) => return bind_error(e),
         };
@@ -127,7 +145,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             Err(e) => return bind_error(e),
         }
     } else {
-        match TestServer::start_at(listen, behavior, None) {
+        match TestServer::start_at(listen, behavior, tls.clone()) {
             Ok(s) => (s, None),
             Err(e) => return bind_error(e),
         }
@@ -135,11 +153,18 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     let public = proxy.as_ref().map_or(server.addr(), FaultProxy::addr);
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on ws://{public}/");
+        let _ = match &args.tls {
+            None => writeln!(out, "listening on ws://{public}/"),
+            // The certificate names localhost.
+            Some(_) => writeln!(out, "listening on wss://localhost:{}/", public.port()),
+        };
         let _ = out.flush();
     }
     let server = Arc::new(server);
     let proxy = proxy.map(Arc::new);
+    if let Some(path) = &args.tls {
+        log(format_args!("TLS: trust {} (tether connect --ca {} ...)", path.display(), path.display()));
+    }
     if args.chaos.is_empty() {
         log("echo server; no chaos (see --help for --chaos); Ctrl-C stops it");
     }

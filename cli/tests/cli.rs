@@ -107,7 +107,7 @@ fn serve(args: &[&str]) -> (Proc, String) {
     let p = Proc::spawn(cmd);
     let first = p.next_out(RUN_LIMIT).expect("tether serve printed nothing");
     let url = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    assert!(url.starts_with("ws://127.0.0.1:") || url.starts_with("wss://localhost:"), "{url}");
     (p, url.to_owned())
 }
 
@@ -186,6 +186,28 @@ fn fatal_rejection_exits_3() {
     assert_eq!(code, Some(3), "{err:?}");
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(err[0].contains("HTTP 401") && err[0].contains("not retried"), "{err:?}");
+}
+
+#[test]
+fn tls_with_and_without_the_ca() {
+    let ca = std::env::temp_dir().join(format!("tether-cli-test-ca-{}.pem", std::process::id()));
+    let ca_arg = ca.to_str().expect("UTF-8 temp path");
+    let (_server, url) = serve(&["--tls", ca_arg]);
+    assert!(url.starts_with("wss://localhost:"), "{url}");
+    // Not trusted: the certificate is rejected, which retrying cannot fix.
+    let mut c = connect(&[&url]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(3), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("certificate"), "{err:?}");
+    // Trusted with --ca: echoes.
+    let mut c = connect(&["--ca", ca_arg, &url]);
+    c.write("over tls\n");
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!((code, out), (Some(0), vec!["over tls".to_owned()]), "{err:?}");
 }
 
 #[test]
