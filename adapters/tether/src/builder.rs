@@ -368,7 +368,13 @@ impl ClientBuilder {
         let ws = WebSocketConfig::default()
             .read_buffer_size(s.read_buffer)
             .write_buffer_size(s.write_buffer)
-            .max_write_buffer_size(s.max_write_buffer.max(s.write_buffer + 1))
+            // tungstenite refuses a frame that would take its buffer past this limit ("Write buffer is
+            // full", a dead connection). The buffer holds at most `write_buffer` unsent bytes plus the
+            // frame being written, and the queue admits messages up to `max_bytes`: leave room for that.
+            .max_write_buffer_size(
+                s.max_write_buffer
+                    .max(s.write_buffer.saturating_add(core.queue.max_bytes).saturating_add(MAX_FRAME_HEADER + 1)),
+            )
             .max_message_size(s.max_message)
             .max_frame_size(s.max_frame);
 
@@ -407,6 +413,9 @@ impl Default for ClientBuilder {
         }
     }
 }
+
+/// The largest WebSocket frame header: 2 bytes, 8 of extended length, 4 of mask.
+const MAX_FRAME_HEADER: usize = 14;
 
 /// RFC 7230 `tchar`.
 fn is_token_byte(b: u8) -> bool {
@@ -487,6 +496,14 @@ mod tests {
             b("wss://x/").add_root_certificates_pem(b"garbage").build(),
             Err(BuildError::InvalidCertificate(_))
         ));
+    }
+
+    #[test]
+    fn write_buffer_fits_the_largest_queued_message() {
+        // Autobahn 9.1.6 / 9.2.6: a 16 MiB echo died with "Write buffer is full" under the old 16 MiB cap.
+        let queue = QueueConfig { max_bytes: 64 << 20, ..QueueConfig::default() };
+        let c = ClientBuilder::new("ws://x/").queue(queue).build().unwrap();
+        assert!(c.inner.ws.max_write_buffer_size > (64 << 20) + (64 << 10) + MAX_FRAME_HEADER);
     }
 
     #[test]
