@@ -210,6 +210,11 @@ fn init_tracing(verbose: u8) {
 }
 
 fn main() -> ExitCode {
+    // A panic would be a bug; even then the user gets one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string().replace('\n', " ");
+        error_line(format_args!("internal error (please report): {msg}"));
+    }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_error(e),
