@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The Autobahn|Testsuite client cases, run through Tether on each runtime.
+#
+#   bash tests/autobahn/run.sh                     # every case on tokio, smol and async-std
+#   AUTOBAHN_RUNTIMES="tokio" bash tests/autobahn/run.sh
+#
+# Installs the official suite (`autobahntestsuite`, Python 2.7 only) into a virtualenv under the cache
+# dir, starts its fuzzing server on 127.0.0.1, runs tests/autobahn/client.rs once per runtime (agent
+# tether-<runtime>), reads reports/clients/index.json and exits non-zero on any case that is FAILED,
+# WRONG CODE, UNCLEAN or missing. The summary goes to stdout and to $AUTOBAHN_SUMMARY if set.
+#
+# Excluded: 12.* and 13.* (permessage-deflate): tungstenite does not implement the extension, so
+# Tether never offers it and those cases cannot apply.
+#
+# Environment:
+#   AUTOBAHN_RUNTIMES   runtimes to run (default: "tokio smol async-std")
+#   AUTOBAHN_PORT       fuzzing server port (default: a free one)
+#   AUTOBAHN_PROFILE    cargo profile for the client (default: release; 9.* moves 16 MiB messages)
+#   AUTOBAHN_SUMMARY    also write the summary (markdown) to this file
+#   TETHER_CACHE        where the Python environments live (default: ~/.cache/tether)
+#   PYTHON27            a Python 2.7 interpreter (default: pyenv's 2.7.*, then python2.7 on PATH)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+runtimes="${AUTOBAHN_RUNTIMES:-tokio smol async-std}"
+profile="${AUTOBAHN_PROFILE:-release}"
+cache="${TETHER_CACHE:-$HOME/.cache/tether}"
+work="${CARGO_TARGET_DIR:-$repo/target}/autobahn"
+venv="$cache/autobahn-venv"
+
+say() { printf 'autobahn: %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# ---- the suite: Python 2.7 + pinned dependencies (the package declares none that install) ----------
+find_python27() {
+    if [ -n "${PYTHON27:-}" ]; then echo "$PYTHON27"; return; fi
+    local p
+    for p in "$HOME"/.pyenv/versions/2.7*/bin/python /usr/bin/python2.7 "$(command -v python2.7 || true)"; do
+        if [ -n "$p" ] && [ -x "$p" ]; then echo "$p"; return; fi
+    done
+}
+
+install_suite() {
+    local stamp="$venv/.tether-installed"
+    if [ -f "$stamp" ] && cmp -s "$stamp" "$here/requirements-py27.txt" && [ -x "$venv/bin/wstest" ]; then
+        return
+    fi
+    local py27
+    py27="$(find_python27)"
+    [ -n "$py27" ] || die "no Python 2.7 found (the official autobahntestsuite runs only on 2.7); set PYTHON27 or install one with pyenv"
+    say "installing autobahntestsuite into $venv (Python: $py27)"
+    mkdir -p "$cache"
+    rm -rf "$venv" "$cache/virtualenv-tool"
+    # virtualenv < 20.22 is the last that can create 2.7 environments; it runs on the default python3.
+    python3 -m venv "$cache/virtualenv-tool"
+    "$cache/virtualenv-tool/bin/pip" install -q --disable-pip-version-check 'virtualenv<20.22'
+    "$cache/virtualenv-tool/bin/virtualenv" -q -p "$py27" "$venv"
+    PIP_NO_PYTHON_VERSION_WARNING=1 "$venv/bin/pip" install -q --disable-pip-version-check \
+        -r "$here/requirements-py27.txt" 2>&1 | grep -v DEPRECATION >&2 || true
+    "$venv/bin/wstest" --autobahnversion >/dev/null 2>&1 || die "wstest does not start; see pip's output above"
+    cp "$here/requirements-py27.txt" "$stamp"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+install_suite
+
+say "building the client (profile $profile)"
+(cd "$repo" && cargo build -q --profile "$profile" -p tether-tests --example autobahn-client)
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+case "$profile" in dev) bin="$target_dir/debug/examples/autobahn-client" ;; *) bin="$target_dir/$profile/examples/autobahn-client" ;; esac
+[ -x "$bin" ] || die "client binary missing at $bin"
+
+rm -rf "$work"
+mkdir -p "$work"
+port="${AUTOBAHN_PORT:-$(free_port)}"
+cat >"$work/fuzzingserver.json" <<EOF
+{
+  "url": "ws://127.0.0.1:$port",
+  "outdir": "./reports/clients",
+  "cases": ["*"],
+  "exclude-cases": ["12.*", "13.*"],
+  "exclude-agent-cases": {}
+}
+EOF
+
+say "starting the fuzzing server on 127.0.0.1:$port"
+(cd "$work" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if grep -q "Fuzzing Server" "$work/server.log" 2>/dev/null &&
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
+        break
+    fi
+    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; die "the fuzzing server exited"; }
+    sleep 0.2
+done
+
+declare -A took
+for rt in $runtimes; do
+    say "running the cases on $rt"
+    t0=$(date +%s)
+    "$bin" "$rt" "ws://127.0.0.1:$port" "tether-$rt" || say "the $rt client reported trouble (exit $?)"
+    took[$rt]=$(($(date +%s) - t0))
+done
+
+index="$work/reports/clients/index.json"
+[ -f "$index" ] || die "no report at $index"
+timings=""
+for rt in $runtimes; do timings="$timings tether-$rt=${took[$rt]}"; done
+
+python3 - "$index" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" <<'EOF'
+import ast, collections, json, re, sys
+
+index, log, runtimes, timings, summary_path = sys.argv[1:6]
+report = json.load(open(index))
+expected = ast.literal_eval(re.search(r"Cases = (\[.*?\])", open(log).read()).group(1))
+seconds = dict(t.split("=") for t in timings.split())
+BAD = {"FAILED", "WRONG CODE", "UNCLEAN"}
+ORDER = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "WRONG CODE", "UNCLEAN", "missing"]
+
+def key(case):
+    return [int(p) for p in case.split(".")]
+
+lines = ["| runtime (agent) | cases | " + " | ".join(ORDER) + " | seconds |",
+         "|---|---:|" + "---:|" * len(ORDER) + "---:|"]
+problems, notes = [], []
+for rt in runtimes.split():
+    agent = "tether-" + rt
+    cases = report.get(agent, {})
+    counts = collections.Counter()
+    for case in expected:
+        r = cases.get(case)
+        if r is None:
+            counts["missing"] += 1
+            problems.append("%s %s: missing (no result)" % (agent, case))
+            continue
+        b, c = r["behavior"], r["behaviorClose"]
+        verdict = next((v for v in (b, c) if v in BAD), b)
+        counts[verdict] += 1
+        if verdict in BAD:
+            problems.append("%s %s: behavior %s, close %s (report %s)" % (agent, case, b, c, r.get("reportfile")))
+        elif b != "OK" or c != "OK":
+            notes.append("%s %s: %s / close %s" % (agent, case, b, c))
+    lines.append("| %s | %d | " % (agent, len(expected)) + " | ".join(str(counts[o]) for o in ORDER)
+                 + " | %s |" % seconds.get(agent, "?"))
+
+non_ok = collections.defaultdict(list)
+for n in notes:
+    agent, rest = n.split(" ", 1)
+    non_ok[rest].append(agent)
+out = ["Cases run: %d (every case of the suite except 12.* and 13.*, permessage-deflate: tungstenite does "
+       "not implement the extension, so Tether never offers it)." % len(expected), ""] + lines + [""]
+if non_ok:
+    out.append("Accepted non-OK verdicts (NON-STRICT / INFORMATIONAL are passes in Autobahn's terms):")
+    out.append("")
+    for rest, agents in sorted(non_ok.items(), key=lambda kv: key(kv[0].split(":")[0])):
+        out.append("- %s (%s)" % (rest, ", ".join(agents)))
+    out.append("")
+if problems:
+    out.append("PROBLEMS:")
+    out += ["- " + p for p in problems]
+else:
+    out.append("Result: 0 FAILED, 0 WRONG CODE, 0 UNCLEAN, 0 missing.")
+text = "\n".join(out) + "\n"
+sys.stdout.write(text)
+if summary_path:
+    open(summary_path, "w").write(text)
+sys.exit(1 if problems else 0)
+EOF
