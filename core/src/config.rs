@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use crate::{BackoffConfig, ConfigError, HeartbeatConfig, QueueConfig, RetryPolicy};
 
+/// The longest duration any setting may have (10 years): far beyond any sensible timeout, and small
+/// enough that adding it to an `Instant` can never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Everything a [`Session`](crate::Session) needs to know. Every field has a documented default, chosen
 /// to be safe: bounded memory, capped backoff that retries until told otherwise, keepalive on.
 ///
@@ -47,12 +51,22 @@ impl Default for Config {
 impl Config {
     /// Checks every value; the first invalid one is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive = |d: Duration, name| if d.is_zero() { Err(ConfigError::ZeroDuration(name)) } else { Ok(()) };
+        let positive = |d: Duration, name| {
+            if d.is_zero() {
+                Err(ConfigError::ZeroDuration(name))
+            } else if d > MAX_DURATION {
+                Err(ConfigError::TooLong(name))
+            } else {
+                Ok(())
+            }
+        };
+        let bounded = |d: Duration, name| if d > MAX_DURATION { Err(ConfigError::TooLong(name)) } else { Ok(()) };
         positive(self.connect_timeout, "connect_timeout")?;
         positive(self.close_timeout, "close_timeout")?;
 
         let b = &self.backoff;
         positive(b.base, "backoff.base")?;
+        positive(b.max_delay, "backoff.max_delay")?;
         if b.max_delay < b.base {
             return Err(ConfigError::MaxBelowBase);
         }
@@ -70,10 +84,14 @@ impl Config {
         if let Some(h) = &self.heartbeat {
             positive(h.interval, "heartbeat.interval")?;
             positive(h.pong_timeout, "heartbeat.pong_timeout")?;
+            bounded(h.late_tolerance, "heartbeat.late_tolerance")?;
             if let Some(i) = h.receive_idle {
                 positive(i, "heartbeat.receive_idle")?;
             }
         }
+
+        bounded(self.retry.try_again_later, "retry.try_again_later")?;
+        bounded(self.retry.max_server_delay, "retry.max_server_delay")?;
 
         let q = &self.queue;
         if q.max_messages == 0 {
@@ -126,6 +144,13 @@ mod tests {
             (|c| c.queue.max_messages = 0, ConfigError::ZeroLimit("queue.max_messages")),
             (|c| c.queue.max_bytes = 0, ConfigError::ZeroLimit("queue.max_bytes")),
             (|c| c.queue.ttl = Some(Duration::ZERO), ConfigError::ZeroDuration("queue.ttl")),
+            (|c| c.connect_timeout = Duration::MAX, ConfigError::TooLong("connect_timeout")),
+            (|c| c.backoff.max_delay = Duration::MAX, ConfigError::TooLong("backoff.max_delay")),
+            (
+                |c| c.heartbeat.as_mut().unwrap().late_tolerance = Duration::MAX,
+                ConfigError::TooLong("heartbeat.late_tolerance"),
+            ),
+            (|c| c.retry.max_server_delay = Duration::MAX, ConfigError::TooLong("retry.max_server_delay")),
         ];
         for (mutate, expected) in cases {
             let mut c = Config::default();

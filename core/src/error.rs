@@ -64,6 +64,9 @@ pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// A duration is longer than [`MAX_DURATION`](crate::config::MAX_DURATION) (10 years).
+    #[error("{0} is longer than 10 years; use a realistic value")]
+    TooLong(&'static str),
     /// A limit that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),

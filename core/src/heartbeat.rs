@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::timer::after;
+
 /// Keepalive settings. See each field for its default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatConfig {
@@ -107,7 +109,7 @@ impl Heartbeat {
         Self {
             seq,
             probe: None,
-            next_ping: now + cfg.interval,
+            next_ping: after(now, cfg.interval),
             last_inbound: now,
             idle_anchor: now,
             misses: 0,
@@ -126,7 +128,7 @@ impl Heartbeat {
             d = d.min(p.deadline);
         }
         if let Some(idle) = cfg.receive_idle {
-            d = d.min(self.idle_anchor + idle);
+            d = d.min(after(self.idle_anchor, idle));
         }
         d
     }
@@ -160,8 +162,8 @@ impl Heartbeat {
 
     fn send_probe(&mut self, cfg: &HeartbeatConfig, now: Instant) -> Bytes {
         self.seq = self.seq.wrapping_add(1);
-        self.probe = Some(Probe { seq: self.seq, sent_at: now, deadline: now + cfg.pong_timeout });
-        self.next_ping = now + cfg.interval;
+        self.probe = Some(Probe { seq: self.seq, sent_at: now, deadline: after(now, cfg.pong_timeout) });
+        self.next_ping = after(now, cfg.interval);
         Bytes::copy_from_slice(&self.seq.to_be_bytes())
     }
 
@@ -188,7 +190,7 @@ impl Heartbeat {
         }
 
         if let Some(idle) = cfg.receive_idle {
-            let due = self.idle_anchor + idle;
+            let due = after(self.idle_anchor, idle);
             if now >= due {
                 if late(due) {
                     self.time_jumps += 1;
@@ -207,7 +209,7 @@ impl Heartbeat {
                 return Some(Tick::Ping(self.send_probe(cfg, now)));
             }
             // A probe is outstanding; its deadline decides. Ping again an interval after it.
-            self.next_ping = now + cfg.interval;
+            self.next_ping = after(now, cfg.interval);
         }
         None
     }

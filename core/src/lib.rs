@@ -82,7 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
-mod config;
+pub mod config;
 mod error;
 mod event;
 pub mod heartbeat;
@@ -96,7 +96,7 @@ mod timer;
 mod transport;
 
 pub use backoff::{BackoffConfig, Jitter};
-pub use config::Config;
+pub use config::{Config, MAX_DURATION};
 pub use error::{CommandError, ConfigError, SendError};
 pub use event::{Action, Cause, CloseMode, Event, FailReason, NetworkHint, Outcome, State};
 pub use heartbeat::{DeadLink, HeartbeatConfig};

@@ -100,6 +100,8 @@ pub struct Stats {
     pub queue_len: usize,
     /// Payload bytes held now.
     pub queue_bytes: usize,
+    /// Of the messages held, those handed to the transport and not yet reported flushed.
+    pub queue_in_flight: usize,
     /// Connection attempts started.
     pub attempts: u64,
     /// Attempts that failed (including connections dropped before they became stable).

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::timer::after;
 use crate::{Message, MessageId, Outcome};
 
 /// What [`Session::send`](crate::Session::send) does when the queue is full.
@@ -145,7 +146,7 @@ impl Queue {
                 out(old.id, Outcome::Dropped);
             }
         }
-        let expires_at = cfg.ttl.map(|ttl| now + ttl);
+        let expires_at = cfg.ttl.map(|ttl| after(now, ttl));
         self.pending_bytes += len;
         self.pending.push_back(Pending { id, msg, expires_at });
         Ok(())

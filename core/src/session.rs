@@ -7,7 +7,7 @@ use crate::backoff::Backoff;
 use crate::heartbeat::{Heartbeat, Tick};
 use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
-use crate::timer::{Timer, TimerTable};
+use crate::timer::{Timer, TimerTable, after};
 use crate::transport::{CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId};
 use crate::{
     Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
@@ -170,6 +170,7 @@ impl Session {
         }
         s.queue_len = self.queue.len();
         s.queue_bytes = self.queue.bytes();
+        s.queue_in_flight = self.queue.in_flight_len();
         s.time_jumps += self.heartbeat.as_ref().map_or(0, |h| h.time_jumps);
         s
     }
@@ -311,7 +312,7 @@ impl Session {
                 let transport = self.transport.expect("Connected always has a transport");
                 self.drop_heartbeat();
                 self.timers.stop(Timer::Stable);
-                self.timers.set(Timer::Close, now + self.cfg.close_timeout);
+                self.timers.set(Timer::Close, after(now, self.cfg.close_timeout));
                 self.close = Some(CloseRequest { code, reason: reason.to_owned(), sent: mode == CloseMode::Abort });
                 if mode == CloseMode::Abort {
                     let (events, stats) = (&mut self.events, &mut self.stats);
@@ -436,7 +437,7 @@ impl Session {
         self.next_transport += 1;
         self.transport = Some(transport);
         self.stats.attempts += 1;
-        self.timers.set(Timer::Connect, now + self.cfg.connect_timeout);
+        self.timers.set(Timer::Connect, after(now, self.cfg.connect_timeout));
         let attempt = self.failures + 1;
         self.actions.push_back(Action::Open { transport, attempt });
         self.transition(State::Connecting, cause);
@@ -444,7 +445,7 @@ impl Session {
 
     fn on_opened(&mut self, now: Instant, transport: TransportId, handshake: Duration) {
         self.timers.stop(Timer::Connect);
-        self.timers.set(Timer::Stable, now + self.cfg.backoff.stable_after);
+        self.timers.set(Timer::Stable, after(now, self.cfg.backoff.stable_after));
         self.connected_at = Some(now);
         self.stats.connects += 1;
         let reconnect = self.ever_connected;
@@ -580,7 +581,7 @@ impl Session {
         // Decided from the clock, not from whether the Stable timer has been handled yet: a driver may
         // report the loss before it gets to the timer.
         let stable_after = self.cfg.backoff.stable_after;
-        let was_stable = was_connected && self.connected_at.is_some_and(|at| now >= at + stable_after);
+        let was_stable = was_connected && self.connected_at.is_some_and(|at| now >= after(at, stable_after));
         self.timers.stop(Timer::Stable);
         self.drop_heartbeat();
         if let Some(at) = self.connected_at.take() {
@@ -590,6 +591,10 @@ impl Session {
         let requeued = self.queue.transport_lost(&mut |id, outcome| record_outcome(events, stats, id, outcome));
         self.stats.messages_requeued += requeued as u64;
         self.events.extend(self.queue.pending_ids().take(requeued).map(|id| Event::Requeued { id }));
+        // A requeued message whose TTL passed while it was in flight must not be sent again, and must not
+        // leave a deadline in the past at the head of the queue.
+        let (events, stats) = (&mut self.events, &mut self.stats);
+        self.queue.expire(now, &mut |id, outcome| record_outcome(events, stats, id, outcome));
 
         if was_stable {
             self.reset_backoff();
@@ -632,7 +637,7 @@ impl Session {
         if let Verdict::RetryAfter(min) = verdict {
             delay = delay.max(min);
         }
-        let at = now + delay;
+        let at = after(now, delay);
         if was_connected {
             self.events.push_back(Event::Disconnected { cause: cause.clone(), next_attempt_at: Some(at) });
         }

@@ -3,7 +3,17 @@
 //! The heartbeat and the queue's expiry keep their own deadlines; [`Session::poll_timeout`]
 //! (crate::Session::poll_timeout) takes the minimum over all of them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// `now + d`, saturating instead of panicking. Validated configurations bound every duration
+/// ([`crate::config::MAX_DURATION`]), so with a real clock this never saturates; it exists so that no
+/// input, however absurd (an `Instant` built far in the future by the caller), can panic the core.
+pub(crate) fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).or_else(|| now.checked_add(MAX_FALLBACK)).unwrap_or(now)
+}
+
+/// What `after` adds when the exact sum overflows: still "much later", if that fits.
+const MAX_FALLBACK: Duration = Duration::from_secs(86_400);
 
 /// A session-level deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -148,8 +148,11 @@ fn in_flight_requeued_under_requeue_policy() {
     let b = h.send("b");
     let c = h.send("c");
     h.drain();
+    assert_eq!(h.s.stats(h.now).queue_in_flight, 3);
     h.ev(t, TransportEvent::Flushed { through: a });
+    assert_eq!(h.s.stats(h.now).queue_in_flight, 2);
     h.drop_conn(t);
+    assert_eq!(h.s.stats(h.now).queue_in_flight, 0);
     let d = h.send("d");
     let ev = h.take_events();
     assert!(ev.contains(&Event::Requeued { id: b }) && ev.contains(&Event::Requeued { id: c }));

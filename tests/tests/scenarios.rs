@@ -203,7 +203,15 @@ async fn stream_through_restart<R: Rt>(policy: InFlightPolicy) {
         let _ = done_tx.send(());
     });
     if policy == InFlightPolicy::Requeue {
-        R::sleep(ms(300)).await;
+        // Wait until writes are stuck unflushed behind the stopped link (the socket buffers are full).
+        within::<R, _>(secs(20), "messages in flight", async {
+            while client.stats().queue_in_flight == 0 {
+                R::sleep(ms(20)).await;
+            }
+        })
+        .await;
+        R::sleep(ms(100)).await;
+        assert!(client.stats().queue_in_flight > 0, "stuck writes stay in flight");
         proxy.cut();
         proxy.blackhole(false);
     } else {
