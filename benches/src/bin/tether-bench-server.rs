@@ -1,7 +1,7 @@
 //! The benchmark server: raw tokio-tungstenite on a single-threaded tokio runtime, in its own process.
 //!
 //! `tether-bench-server [--port P]` listens on 127.0.0.1:P (0, the default, picks a free port) and prints
-//! `ready <port>` once it listens. Endpoints by path: `/sink` counts data messages and answers the text
+//! `ready <port>` once it listens. Endpoints by path: `/sink` (and any other path) counts data messages and answers the text
 //! `END` with the count; `/echo` sends every data message back; `/blackhole` completes the handshake and
 //! then goes silent. It exits when its standard input closes (so it never outlives the harness), or when
 //! killed (the harness kills and restarts it to measure reconnection).
@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 
 use futures::{SinkExt, StreamExt};
-use tether_benches::{BLACKHOLE, ECHO, END, READY, SINK};
+use tether_benches::{BLACKHOLE, ECHO, END, READY};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -46,6 +46,8 @@ fn main() {
 
 async fn serve(tcp: TcpStream) {
     let mut path = String::new();
+    // tungstenite's callback type fixes the (large) error type.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, resp: Response| {
         path = req.uri().path().to_owned();
         Ok(resp)
@@ -68,7 +70,8 @@ async fn serve(tcp: TcpStream) {
                 }
             }
         }
-        SINK | _ => {
+        // SINK, and any other path.
+        _ => {
             let mut count: u64 = 0;
             while let Some(Ok(msg)) = ws.next().await {
                 match msg {

@@ -112,6 +112,20 @@ fn main() {
         memory::child(&args[1], num(2), num(3) as u16, num(4) as u16);
         return;
     }
+    if args.first().map(String::as_str) == Some("--profile-oneway") {
+        // Hidden, for a profiler: one-way 64 B only. `--profile-oneway tether|raw|raw-batched RUNTIME N`.
+        let rt = *Rt::ALL.iter().find(|r| r.name() == args[2]).expect("runtime");
+        let n: usize = args[3].parse().expect("number");
+        let server = Server::start(0, None);
+        let url = server.url(SINK);
+        let d = match args[1].as_str() {
+            "tether" => rt.block_on(runs::tether_oneway(rt, url, n, 64)),
+            "raw" => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, 64, false).await) }),
+            _ => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, 64, true).await) }),
+        };
+        println!("{:.2} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
+        return;
+    }
     let cpu = pin_self(&args);
     let p = if args.iter().any(|a| a == "--full") { Params::full() } else { Params::quick() };
     let mut only: Vec<Rt> = Vec::new();
@@ -190,9 +204,9 @@ fn describe(p: &Params, cpu: Option<usize>) {
     println!("# tether-bench ({} mode)", if p.full { "full" } else { "quick" });
     println!();
     println!(
-        "- machine: {} ({} CPUs online), Linux {}; load average before: {}",
+        "- machine: {} ({} CPUs), Linux {}; load average before: {}",
         model.unwrap_or("unknown CPU"),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
         kernel.trim(),
         loadavg()
     );
