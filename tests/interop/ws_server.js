@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// A peer for Tether's interop tests: Node's `ws` server on 127.0.0.1.
+//
+//   node ws_server.js PORT MODE      (PORT 0: a free port; the chosen port is stdout's first line)
+//
+// MODE (the same for websockets_server.py):
+//   echo              echoes every message, text as text, binary as binary
+//   ping:N            also pings every N ms and times the pongs
+//   close:CODE:K      closes the first connection with CODE after K messages; later ones echo
+// In every mode the text message "stats?" is answered with
+//   "stats conns=C pings=P pongs=Q max_pong_ms=M"  (counts over the server's life).
+'use strict';
+const { WebSocketServer } = require('ws');
+
+const [portArg, mode = 'echo'] = process.argv.slice(2);
+const [kind, a, b] = mode.split(':');
+if (!['echo', 'ping', 'close'].includes(kind) || portArg === undefined) {
+  console.error('usage: ws_server.js PORT echo|ping:N|close:CODE:K');
+  process.exit(2);
+}
+const stats = { conns: 0, pings: 0, pongs: 0, maxPongMs: 0 };
+
+const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(portArg), maxPayload: 64 << 20 });
+wss.on('listening', () => console.log(String(wss.address().port)));
+wss.on('connection', (ws) => {
+  const conn = ++stats.conns;
+  let received = 0;
+  let timer = null;
+  if (kind === 'ping') {
+    let sentAt = null;
+    ws.on('pong', () => {
+      if (sentAt !== null) {
+        stats.pongs++;
+        stats.maxPongMs = Math.max(stats.maxPongMs, Date.now() - sentAt);
+        sentAt = null;
+      }
+    });
+    timer = setInterval(() => {
+      if (sentAt !== null) return; // one outstanding ping at a time
+      sentAt = Date.now();
+      stats.pings++;
+      ws.ping(Buffer.from('p' + stats.pings));
+    }, Number(a));
+  }
+  ws.on('close', () => timer && clearInterval(timer));
+  ws.on('message', (data, isBinary) => {
+    received++;
+    if (!isBinary && data.toString() === 'stats?') {
+      ws.send(`stats conns=${stats.conns} pings=${stats.pings} pongs=${stats.pongs} max_pong_ms=${stats.maxPongMs}`);
+      return;
+    }
+    ws.send(data, { binary: isBinary });
+    if (kind === 'close' && conn === 1 && received >= Number(b)) {
+      ws.close(Number(a), 'interop close');
+    }
+  });
+});
+process.on('SIGTERM', () => process.exit(0));
