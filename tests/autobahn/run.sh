@@ -15,7 +15,7 @@
 # Environment:
 #   AUTOBAHN_RUNTIMES   runtimes to run (default: "tokio smol async-std")
 #   AUTOBAHN_PORT       fuzzing server port (default: a free one)
-#   AUTOBAHN_PROFILE    cargo profile for the client (default: release; 9.* moves 16 MiB messages)
+#   AUTOBAHN_PROFILE    cargo profile for the client (default: dev, which shares the build of `cargo test`)
 #   AUTOBAHN_SUMMARY    also write the summary (markdown) to this file
 #   TETHER_CACHE        where the Python environments live (default: ~/.cache/tether)
 #   PYTHON27            a Python 2.7 interpreter (default: pyenv's 2.7.*, then python2.7 on PATH)
@@ -24,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 runtimes="${AUTOBAHN_RUNTIMES:-tokio smol async-std}"
-profile="${AUTOBAHN_PROFILE:-release}"
+profile="${AUTOBAHN_PROFILE:-dev}"
 cache="${TETHER_CACHE:-$HOME/.cache/tether}"
 work="${CARGO_TARGET_DIR:-$repo/target}/autobahn"
 venv="$cache/autobahn-venv"
@@ -113,10 +113,11 @@ index="$work/reports/clients/index.json"
 timings=""
 for rt in $runtimes; do timings="$timings tether-$rt=${took[$rt]}"; done
 
-python3 - "$index" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" <<'EOF'
+suite_version="$("$venv/bin/wstest" --autobahnversion 2>/dev/null | tr '\n' ' ' | sed 's/  */ /g')"
+python3 - "$index" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" <<'EOF'
 import ast, collections, json, re, sys
 
-index, log, runtimes, timings, summary_path = sys.argv[1:6]
+index, log, runtimes, timings, summary_path, profile, suite = sys.argv[1:8]
 report = json.load(open(index))
 expected = ast.literal_eval(re.search(r"Cases = (\[.*?\])", open(log).read()).group(1))
 seconds = dict(t.split("=") for t in timings.split())
@@ -153,7 +154,10 @@ non_ok = collections.defaultdict(list)
 for n in notes:
     agent, rest = n.split(" ", 1)
     non_ok[rest].append(agent)
-out = ["Cases run: %d (every case of the suite except 12.* and 13.*, permessage-deflate: tungstenite does "
+passed = sum(1 for _ in expected) * len(runtimes.split()) - len(problems)
+out = ["Suite: %s; fuzzing server on 127.0.0.1; client tests/autobahn/client.rs (cargo profile %s), one "
+       "Tether client per case." % (suite.strip(), profile), "",
+       "Cases run: %d (every case of the suite except 12.* and 13.*, permessage-deflate: tungstenite does "
        "not implement the extension, so Tether never offers it)." % len(expected), ""] + lines + [""]
 if non_ok:
     out.append("Accepted non-OK verdicts (NON-STRICT / INFORMATIONAL are passes in Autobahn's terms):")
@@ -168,6 +172,7 @@ else:
     out.append("Result: 0 FAILED, 0 WRONG CODE, 0 UNCLEAN, 0 missing.")
 text = "\n".join(out) + "\n"
 sys.stdout.write(text)
+print("autobahn: %d passed, %d failed" % (passed, len(problems)))
 if summary_path:
     open(summary_path, "w").write(text)
 sys.exit(1 if problems else 0)
