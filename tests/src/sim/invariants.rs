@@ -524,9 +524,10 @@ impl Checker {
         let q = &self.cfg.queue;
         ensure!(s.queue_len() <= q.max_messages, QUEUE, "{} messages held, max {}", s.queue_len(), q.max_messages);
         ensure!(s.queue_bytes() <= q.max_bytes, QUEUE, "{} bytes held, max {}", s.queue_bytes(), q.max_bytes);
+        // Every accepted message is either still held or has ended: none vanishes without an outcome.
         ensure!(
             s.queue_len() == self.open_count && s.queue_bytes() == self.open_bytes,
-            QUEUE,
+            OUTCOME,
             "queue holds {} messages / {} bytes; accepted without outcome: {} / {}",
             s.queue_len(),
             s.queue_bytes(),
