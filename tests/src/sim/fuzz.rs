@@ -48,9 +48,8 @@ fn ms(n: u16) -> Duration {
 }
 
 impl Params {
-    /// The configuration these values give. Unless `known_bugs`, it steers around the known core bugs
-    /// ([`super::scenario::KNOWN_BUGS`]): no `ttl` with `InFlightPolicy::Requeue`.
-    pub fn config(&self, known_bugs: bool) -> Config {
+    /// The configuration these values give.
+    pub fn config(&self) -> Config {
         let base = ms(self.base_ms);
         let mut retry = RetryPolicy::default();
         retry.try_again_later = ms(self.try_again_later_ms);
@@ -79,7 +78,7 @@ impl Params {
                 max_messages: usize::from(self.max_messages).max(1),
                 max_bytes: usize::from(self.max_bytes).max(1),
                 overflow: if self.drop_oldest { Overflow::DropOldest } else { Overflow::Reject },
-                ttl: self.ttl_ms.map(ms).filter(|_| known_bugs || !self.requeue),
+                ttl: self.ttl_ms.map(ms),
                 in_flight: if self.requeue { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon },
             },
             retry,
@@ -312,18 +311,17 @@ impl Driver {
 }
 
 /// Runs `ops` against a session configured by `params`, checking every invariant after every input.
-/// `known_bugs` lets the configuration hit the known core bugs.
-pub fn run_ops(input: OpsInput, known_bugs: bool) -> Result<(), Violation> {
-    run(input, false, known_bugs).0
+pub fn run_ops(input: OpsInput) -> Result<(), Violation> {
+    run(input, false).0
 }
 
 /// [`run_ops`] with the trace of what happened, to study a crash.
-pub fn run_ops_traced(input: OpsInput, known_bugs: bool) -> (Result<(), Violation>, Vec<String>) {
-    run(input, true, known_bugs)
+pub fn run_ops_traced(input: OpsInput) -> (Result<(), Violation>, Vec<String>) {
+    run(input, true)
 }
 
-fn run(input: OpsInput, trace: bool, known_bugs: bool) -> (Result<(), Violation>, Vec<String>) {
-    let cfg = input.params.config(known_bugs);
+fn run(input: OpsInput, trace: bool) -> (Result<(), Violation>, Vec<String>) {
+    let cfg = input.params.config();
     let Ok(mut h) = Harness::new(cfg, Instant::now(), trace) else { return (Ok(()), Vec::new()) };
     h.action_cap = DRAIN_CAP;
     let mut d = Driver { h, opened: Vec::new(), handed: Vec::new(), last_ping: None };
@@ -333,13 +331,8 @@ fn run(input: OpsInput, trace: bool, known_bugs: bool) -> (Result<(), Violation>
 
 /// Target `core_ops`: arbitrary configuration and inputs; panics on a broken invariant.
 pub fn core_ops(data: &[u8]) {
-    core_ops_with(data, false);
-}
-
-/// [`core_ops`], optionally letting the configuration hit the known core bugs.
-pub fn core_ops_with(data: &[u8], known_bugs: bool) {
     let Ok(input) = OpsInput::arbitrary_take_rest(Unstructured::new(data)) else { return };
-    if let Err(v) = run_ops(input, known_bugs) {
+    if let Err(v) = run_ops(input) {
         panic!("invariant broken: {v}");
     }
 }
@@ -399,20 +392,10 @@ impl RawConfig {
     }
 }
 
-/// Durations above this (about 31 years) overflow `Instant` arithmetic in the core, a known bug: the
-/// `config` target builds such sessions but drives them only with `known_bugs`.
-const SANE_SECS: u64 = 1_000_000_000;
-
 /// Target `config`: arbitrary configuration values; building a session never panics, and a valid one
 /// survives a short drive through every timer (connect timeout, backoff, heartbeat, close).
 pub fn config(data: &[u8]) {
-    config_with(data, false);
-}
-
-/// [`config`], optionally driving sessions whose durations hit the known overflow bug.
-pub fn config_with(data: &[u8], known_bugs: bool) {
     let Ok(raw) = RawConfig::arbitrary_take_rest(Unstructured::new(data)) else { return };
-    let sane = raw.durations.iter().all(|(s, _)| *s < SANE_SECS);
     let cfg = raw.config();
     let valid = cfg.validate().is_ok();
     let b = &cfg.backoff;
@@ -432,9 +415,6 @@ pub fn config_with(data: &[u8], known_bugs: bool) {
         return;
     };
     assert!(valid, "an invalid config was accepted");
-    if !sane && !known_bugs {
-        return;
-    }
     let mut now = t0;
     let _ = s.send(now, Message::text("queued"));
     let _ = s.connect(now);
