@@ -2,14 +2,15 @@
 //! Node's `ws` (tests/interop/ws_server.js) and Python's `websockets` (tests/interop/websockets_server.py).
 //! Every scenario runs against both peers on tokio, smol and async-std.
 //!
-//! The peers are installed by `.ci/run` (`npm ci` in tests/interop, `websockets` into
-//! tests/interop/.venv). A missing peer fails the test with the command to run; set
-//! `TETHER_SKIP_INTEROP=1` to skip these tests explicitly instead.
+//! The peers are installed on first use when missing (`npm ci` in tests/interop, `websockets` into
+//! tests/interop/.venv), as `.ci/run` also does. A peer that cannot be installed fails the test with the
+//! command to run; set `TETHER_SKIP_INTEROP=1` to skip these tests explicitly instead.
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -82,9 +83,60 @@ const INSTALL: &str = "the interop peers are installed by `bash .ci/run` (or by 
                        `python3 -m venv tests/interop/.venv && tests/interop/.venv/bin/pip install -r \
                        tests/interop/requirements.txt`); set TETHER_SKIP_INTEROP=1 to skip these tests instead";
 
+/// Installs the peer `kind` into tests/interop if it is missing, once per test process, so that the
+/// README's test command works on a fresh machine (it needs `node`/`npm` and `python3`, which the
+/// machine image has, and the npm and PyPI registries). `.ci/run` does the same before the tests.
+fn ensure_installed(kind: Kind) -> Result<(), String> {
+    static NODE: OnceLock<Result<(), String>> = OnceLock::new();
+    static PYTHON: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = interop_dir();
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    };
+    match kind {
+        Kind::Node => NODE
+            .get_or_init(|| {
+                if dir.join("node_modules/ws/package.json").exists() {
+                    return Ok(());
+                }
+                eprintln!("installing Node `ws` into {} (npm ci)", dir.display());
+                run(Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                    .arg(&dir))
+            })
+            .clone(),
+        Kind::Python => PYTHON
+            .get_or_init(|| {
+                let venv = dir.join(".venv");
+                let pip = venv.join("bin/pip");
+                let have = Command::new(venv.join("bin/python"))
+                    .args(["-c", "import websockets"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if have {
+                    return Ok(());
+                }
+                eprintln!("installing Python `websockets` into {}", venv.display());
+                if !pip.exists() {
+                    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+                }
+                run(Command::new(&pip)
+                    .args(["install", "-q", "--disable-pip-version-check", "-r"])
+                    .arg(dir.join("requirements.txt")))
+            })
+            .clone(),
+    }
+}
+
 /// The command that starts `kind`, or why it cannot start.
 fn command(kind: Kind) -> Result<Command, String> {
     let dir = interop_dir();
+    ensure_installed(kind)?;
     match kind {
         Kind::Node => {
             if !dir.join("node_modules/ws/package.json").exists() {
