@@ -181,7 +181,7 @@ impl Checker {
         self.state
     }
 
-    /// Whether a message was reported requeued at least `n` times.
+    /// How many times `id` was reported requeued.
     pub fn requeues(&self, id: MessageId) -> u32 {
         self.msgs.get(&id).map_or(0, |m| m.requeues)
     }
