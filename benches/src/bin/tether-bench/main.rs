@@ -113,17 +113,18 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("--profile-oneway") {
-        // Hidden, for a profiler: one-way 64 B only. `--profile-oneway tether|raw|raw-batched|tether-connect|raw-connect RUNTIME N`.
+        // Hidden, for a profiler: one-way 64 B only. `--profile-oneway tether|raw|raw-batched|tether-connect|raw-connect RUNTIME N [SIZE]`.
         let rt = *Rt::ALL.iter().find(|r| r.name() == args[2]).expect("runtime");
         let n: usize = args[3].parse().expect("number");
+        let size: usize = args.get(4).map_or(64, |s| s.parse().expect("size"));
         let server = Server::start(0, None);
         let url = server.url(SINK);
         let d = match args[1].as_str() {
-            "tether" => rt.block_on(runs::tether_oneway(rt, url, n, 64)),
-            "raw" => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, 64, false).await) }),
+            "tether" => rt.block_on(runs::tether_oneway(rt, url, n, size)),
+            "raw" => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, size, false).await) }),
             "tether-connect" => rt.block_on(runs::tether_connects(rt, url, n)).into_iter().sum(),
             "raw-connect" => rt.block_on(runs::raw_connects(rt, url, n)).into_iter().sum(),
-            _ => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, 64, true).await) }),
+            _ => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, size, true).await) }),
         };
         println!("{:.2} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
         return;
