@@ -3,7 +3,7 @@
 //! # The rules
 //!
 //! * While connected, a ping is sent every `interval` (measured from the previous ping), unless a probe
-//!   is still waiting for its pong: there is at most one probe outstanding.
+//!   is still waiting for any sign of life: there is at most one unanswered probe outstanding.
 //! * A probe's pong is matched by payload (an 8-byte big-endian sequence number). The match gives an RTT
 //!   sample. Pongs with other payloads (late, or unsolicited) are only proof of life.
 //! * **Any inbound frame is proof of life.** When a probe's deadline passes, the link is alive if anything
@@ -152,12 +152,20 @@ impl Heartbeat {
         }
     }
 
-    /// Sends a probe now unless one is outstanding (network hints, resume from sleep).
+    /// Sends a probe now unless an unanswered one is outstanding (network hints, resume from sleep).
     pub(crate) fn probe_now(&mut self, cfg: &HeartbeatConfig, now: Instant) -> Option<Bytes> {
-        if self.probe.is_some() {
+        if !self.probe_resolved() {
             return None;
         }
         Some(self.send_probe(cfg, now))
+    }
+
+    /// No probe is outstanding, or the outstanding one already has its proof of life (a frame arrived
+    /// after it left) and waits only to match its pong for an RTT sample. Such a probe must not hold
+    /// back the next ping: the schedule then follows the last sign of life, which is what keeps the
+    /// detection bound true even when `pong_timeout > interval`.
+    fn probe_resolved(&self) -> bool {
+        self.probe.is_none_or(|p| self.last_inbound >= p.sent_at)
     }
 
     fn send_probe(&mut self, cfg: &HeartbeatConfig, now: Instant) -> Bytes {
@@ -205,10 +213,10 @@ impl Heartbeat {
         }
 
         if now >= self.next_ping {
-            if self.probe.is_none() {
+            if self.probe_resolved() {
                 return Some(Tick::Ping(self.send_probe(cfg, now)));
             }
-            // A probe is outstanding; its deadline decides. Ping again an interval after it.
+            // An unanswered probe is outstanding; its deadline decides. Ping again an interval after.
             self.next_ping = after(now, cfg.interval);
         }
         None
@@ -298,6 +306,26 @@ mod tests {
         let _ = h.on_timeout(&c, t0 + c.interval);
         let _ = h.on_timeout(&c, wake);
         assert_eq!(h.on_timeout(&c, wake + c.pong_timeout), Some(Tick::Dead(DeadLink::PongTimeout)));
+    }
+
+    #[test]
+    fn bound_holds_when_pong_timeout_exceeds_interval() {
+        // Probe at 2 s, a data frame at 2.1 s, then silence: dead within the bound after 2.1 s.
+        let c = HeartbeatConfig { interval: Duration::from_secs(2), pong_timeout: Duration::from_secs(3), ..cfg() };
+        let t0 = Instant::now();
+        let mut h = Heartbeat::start(&c, t0, 0);
+        assert!(matches!(h.on_timeout(&c, t0 + ms(2_000)), Some(Tick::Ping(_))));
+        let life = t0 + ms(2_100);
+        h.on_inbound(life);
+        let mut t = life;
+        loop {
+            t = h.deadline(&c);
+            match h.on_timeout(&c, t) {
+                Some(Tick::Dead(_)) => break,
+                _ => assert!(t - life <= c.detection_bound(), "still alive at {:?}", t - life),
+            }
+        }
+        assert!(t - life <= c.detection_bound(), "dead after {:?}, bound {:?}", t - life, c.detection_bound());
     }
 
     #[test]

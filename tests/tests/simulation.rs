@@ -117,18 +117,18 @@ fn requeued_message_expired_in_flight() {
     assert!(r.violation.is_none(), "{:?}", r.violation);
 }
 
+/// Regression: the detection bound with `pong_timeout > interval` (seed 625 violated it before the
+/// heartbeat fix).
 #[test]
-#[ignore = "core bug: HeartbeatConfig::detection_bound fails when pong_timeout > interval (seed 625 with --known-bugs)"]
-fn known_bug_detection_bound_with_long_pong_timeout() {
+fn detection_bound_with_long_pong_timeout() {
     let r = run_seed(625, false, true);
     assert!(r.violation.is_none(), "{:?}", r.violation);
 }
 
-/// The smallest case of the detection-bound bug, by hand: interval 2 s, pong timeout 3 s, no misses
-/// tolerated; bound 5 s. A probe at 2 s; a server message at 2.1 s (proof of life), then silence.
+/// The smallest case of the (fixed) detection-bound bug, by hand: interval 2 s, pong timeout 3 s, no
+/// misses tolerated; bound 5 s. A probe at 2 s; a server message at 2.1 s (proof of life), then silence.
 #[test]
-#[ignore = "core bug: HeartbeatConfig::detection_bound fails when pong_timeout > interval"]
-fn known_bug_detection_bound_minimal() {
+fn detection_bound_minimal() {
     use std::time::Duration;
     use tether_core::*;
     let ms = Duration::from_millis;
