@@ -317,14 +317,13 @@ mod tests {
         assert!(matches!(h.on_timeout(&c, t0 + ms(2_000)), Some(Tick::Ping(_))));
         let life = t0 + ms(2_100);
         h.on_inbound(life);
-        let mut t = life;
-        loop {
-            t = h.deadline(&c);
+        let t = loop {
+            let t = h.deadline(&c);
             match h.on_timeout(&c, t) {
-                Some(Tick::Dead(_)) => break,
+                Some(Tick::Dead(_)) => break t,
                 _ => assert!(t - life <= c.detection_bound(), "still alive at {:?}", t - life),
             }
-        }
+        };
         assert!(t - life <= c.detection_bound(), "dead after {:?}, bound {:?}", t - life, c.detection_bound());
     }
 
