@@ -7,8 +7,10 @@ use crate::backoff::Backoff;
 use crate::heartbeat::{Heartbeat, Tick};
 use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
-use crate::timer::{Timer, TimerTable, after};
-use crate::transport::{CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId};
+use crate::timer::{Timer, TimerTable, after, min_opt};
+use crate::transport::{
+    CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId, close_code_sendable,
+};
 use crate::{
     Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
     Outcome, SendError, State, Stats, Verdict,
@@ -695,17 +697,4 @@ fn record_outcome(events: &mut VecDeque<Event>, stats: &mut Stats, id: MessageId
         Outcome::Aborted => stats.messages_aborted += 1,
     }
     events.push_back(Event::Outcome { id, outcome });
-}
-
-fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
-/// Close codes an endpoint may put in a close frame (RFC 6455 section 7.4, IANA registry).
-pub(crate) fn close_code_sendable(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }

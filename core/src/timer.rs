@@ -15,6 +15,15 @@ pub(crate) fn after(now: Instant, d: Duration) -> Instant {
 /// What `after` adds when the exact sum overflows: still "much later", if that fits.
 const MAX_FALLBACK: Duration = Duration::from_secs(86_400);
 
+/// The earlier of two optional deadlines.
+pub(crate) fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 /// A session-level deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {

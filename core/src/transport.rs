@@ -137,6 +137,11 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// Close codes an endpoint may put in a close frame (RFC 6455 section 7.4, IANA registry).
+pub(crate) fn close_code_sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,58 +9,15 @@
 //! write its reports (`/updateReports`). Every connection is a fresh Tether client that never
 //! reconnects: a case ends when its connection does. Verdicts are the server's; `run.sh` reads them.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::{Either, select};
-use tether::{BackoffConfig, Client, ClientBuilder, ClientConfig, Event, Events, QueueConfig, SendError};
+use tether::{BackoffConfig, ClientBuilder, ClientConfig, Event, QueueConfig, SendError};
 
-/// What the client needs from a runtime.
-trait Rt {
-    fn block_on<F: Future>(f: F) -> F::Output;
-    fn connect(cfg: ClientConfig) -> (Client, Events);
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
-}
-
-struct Tokio;
-impl Rt for Tokio {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio").block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_tokio::connect(cfg).expect("inside a tokio runtime")
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await
-    }
-}
-
-struct Smol;
-impl Rt for Smol {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        smol::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_smol::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        smol::Timer::after(d).await;
-    }
-}
-
-struct AsyncStd;
-impl Rt for AsyncStd {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        async_std::task::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_async_std::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        async_std::task::sleep(d).await
-    }
-}
+#[path = "../tests/common/runtimes.rs"]
+mod runtimes;
+use runtimes::{AsyncStd, Rt, Smol, Tokio};
 
 /// No case of the suite takes this long; a client stuck past it is a failure of ours, reported.
 const CASE_LIMIT: Duration = Duration::from_secs(120);

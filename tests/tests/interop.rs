@@ -6,7 +6,6 @@
 //! tests/interop/.venv), as `.ci/run` also does. A peer that cannot be installed fails the test with the
 //! command to run; set `TETHER_SKIP_INTEROP=1` to skip these tests explicitly instead.
 
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,55 +14,12 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::{Either, select};
-use tether::{BackoffConfig, Cause, Client, ClientBuilder, ClientConfig, Event, Events, FailReason, Message, State};
+use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, FailReason, Message, State};
+
+mod common;
+use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
 
 // ----- runtimes (as in scenarios.rs) ----------------------------------------------------------------
-
-trait Rt: 'static {
-    fn block_on<F: Future>(f: F) -> F::Output;
-    fn connect(cfg: ClientConfig) -> (Client, Events);
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
-}
-
-struct Tokio;
-impl Rt for Tokio {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio").block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_tokio::connect(cfg).expect("inside a tokio runtime")
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await
-    }
-}
-
-struct Smol;
-impl Rt for Smol {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        smol::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_smol::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        smol::Timer::after(d).await;
-    }
-}
-
-struct AsyncStd;
-impl Rt for AsyncStd {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        async_std::task::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_async_std::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        async_std::task::sleep(d).await
-    }
-}
 
 // ----- the peers --------------------------------------------------------------------------------------
 
@@ -259,13 +215,6 @@ fn ms(n: u64) -> Duration {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-async fn within<R: Rt, T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    match select(std::pin::pin!(f), std::pin::pin!(R::sleep(d))).await {
-        Either::Left((v, _)) => v,
-        Either::Right(_) => panic!("{what}: not within {d:?}"),
-    }
 }
 
 /// Waits (at most `d`) for an event matching `pred`, keeping every event in `seen`.

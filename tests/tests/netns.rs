@@ -9,59 +9,15 @@
 //! Needs root, `unshare`, `ip` and `iptables` (nft or legacy). Without them the test prints why and
 //! passes, except on CI (`CI=true`), where `.ci/run` installs them and their absence is a failure.
 
-use std::future::Future;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::{Either, select};
-use tether::{BackoffConfig, Cause, Client, ClientBuilder, ClientConfig, Event, Events, HeartbeatConfig};
+use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, HeartbeatConfig};
 use tether_tests::server::{Behavior, TestServer};
 
-trait Rt: 'static {
-    fn block_on<F: Future>(f: F) -> F::Output;
-    fn connect(cfg: ClientConfig) -> (Client, Events);
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
-}
-
-struct Tokio;
-impl Rt for Tokio {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio").block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_tokio::connect(cfg).expect("inside a tokio runtime")
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await
-    }
-}
-
-struct Smol;
-impl Rt for Smol {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        smol::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_smol::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        smol::Timer::after(d).await;
-    }
-}
-
-struct AsyncStd;
-impl Rt for AsyncStd {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        async_std::task::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_async_std::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        async_std::task::sleep(d).await
-    }
-}
+mod common;
+use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
 
 const INNER: &str = "TETHER_NETNS_INNER";
 
@@ -147,13 +103,6 @@ fn rule(op: &str, port: u16) {
     let args = ["-w", op, "INPUT", "-p", "tcp", "--dport", port.as_str(), "-j", "DROP"];
     let out = Command::new(&ipt).args(args).output().expect("iptables runs");
     assert!(out.status.success(), "{ipt} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-async fn within<R: Rt, T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    match select(std::pin::pin!(f), std::pin::pin!(R::sleep(d))).await {
-        Either::Left((v, _)) => v,
-        Either::Right(_) => panic!("{what}: not within {d:?}"),
-    }
 }
 
 async fn until<R: Rt>(events: &mut Events, d: Duration, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {

@@ -2,85 +2,19 @@
 //! server (on its own thread) behind a fault-injecting proxy. Short intervals and bounded waits only.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::future::{Either, select};
 use tether::{
-    BackoffConfig, BuildError, Cause, Client, ClientBuilder, ClientConfig, CloseMode, Event, Events, FailReason,
-    HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId, OpenError, Outcome, Overflow, QueueConfig, SendError,
-    State,
+    BackoffConfig, BuildError, Cause, ClientBuilder, CloseMode, Event, Events, FailReason, HeartbeatConfig,
+    InFlightPolicy, Jitter, Message, MessageId, OpenError, Outcome, Overflow, QueueConfig, SendError, State,
 };
 use tether_tests::pki::TestPki;
 use tether_tests::proxy::FaultProxy;
 use tether_tests::server::{Behavior, TestServer};
 
-/// What a scenario needs from the runtime under test.
-trait Rt: 'static {
-    fn block_on<F: Future>(f: F) -> F::Output;
-    fn connect(cfg: ClientConfig) -> (Client, Events);
-    fn sleep(d: Duration) -> impl Future<Output = ()>;
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F);
-}
-
-struct Tokio;
-impl Rt for Tokio {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio").block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_tokio::connect(cfg).expect("inside a tokio runtime")
-    }
-    async fn sleep(d: Duration) {
-        tokio::time::sleep(d).await
-    }
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
-        tokio::spawn(f);
-    }
-}
-
-struct Smol;
-impl Rt for Smol {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        smol::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_smol::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        smol::Timer::after(d).await;
-    }
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
-        smol::spawn(f).detach();
-    }
-}
-
-struct AsyncStd;
-impl Rt for AsyncStd {
-    fn block_on<F: Future>(f: F) -> F::Output {
-        async_std::task::block_on(f)
-    }
-    fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_async_std::connect(cfg)
-    }
-    async fn sleep(d: Duration) {
-        async_std::task::sleep(d).await
-    }
-    fn spawn<F: Future<Output = ()> + Send + 'static>(f: F) {
-        async_std::task::spawn(f);
-    }
-}
-
-/// Bounded wait: `f` must finish within `d`, or the test fails saying what did not happen.
-async fn within<R: Rt, T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    let f = std::pin::pin!(f);
-    let t = std::pin::pin!(R::sleep(d));
-    match select(f, t).await {
-        Either::Left((v, _)) => v,
-        Either::Right(_) => panic!("{what}: not within {d:?}"),
-    }
-}
+mod common;
+use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
 
 /// Reads events, keeping all of them.
 struct Watch {

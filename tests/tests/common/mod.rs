@@ -1,0 +1,2 @@
+//! Code shared by the integration suites.
+pub mod runtimes;
