@@ -21,7 +21,8 @@ struct Faults {
 
 /// The proxy. Dropping it stops it and every connection through it.
 pub struct FaultProxy {
-    rt: crate::background::Background,
+    /// Held only to keep the proxy's runtime (and so its tasks) alive as long as the proxy.
+    _rt: crate::background::Background,
     addr: SocketAddr,
     faults: Arc<Faults>,
 }
@@ -77,7 +78,7 @@ impl FaultProxy {
                 conns.push(task.abort_handle());
             }
         });
-        Ok(Self { rt, addr, faults })
+        Ok(Self { _rt: rt, addr, faults })
     }
 
     /// The proxy's address.
@@ -116,11 +117,6 @@ impl FaultProxy {
     /// Connections accepted so far (refused ones included).
     pub fn accepted(&self) -> u64 {
         self.faults.accepted.load(Ordering::SeqCst)
-    }
-
-    /// The proxy's runtime, to run something beside it.
-    pub fn handle(&self) -> tokio::runtime::Handle {
-        self.rt.handle().clone()
     }
 }
 

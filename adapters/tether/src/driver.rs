@@ -48,8 +48,6 @@ struct Conn<R: Runtime> {
     /// Last message id reported flushed.
     reported: Option<MessageId>,
     need_flush: bool,
-    /// The close handshake is under way (ours or the server's): keep reading until the stream ends.
-    closing: bool,
 }
 
 pub(crate) struct Driver<R: Runtime> {
@@ -103,7 +101,7 @@ impl<R: Runtime> Driver<R> {
                 match result {
                     Ok((ws, handshake)) => {
                         tracing::info!(transport = %id, handshake_ms = handshake.as_millis() as u64, "connected");
-                        self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false, closing: false });
+                        self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false });
                         self.reports.push((id, TransportEvent::Opened { handshake }));
                     }
                     Err(e) => {
@@ -144,7 +142,6 @@ impl<R: Runtime> Driver<R> {
                         WsMessage::Close(f) => {
                             // tungstenite queued the close reply: flush it, then read until the end.
                             conn.need_flush = true;
-                            conn.closing = true;
                             Frame::Close(f.map(|f| CloseFrame { code: f.code.into(), reason: f.reason.to_string() }))
                         }
                         WsMessage::Frame(_) => continue,
@@ -221,8 +218,8 @@ impl<R: Runtime> Driver<R> {
                     let frame = WsCloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
                     let queued = Pin::new(&mut conn.ws).start_send(WsMessage::Close(Some(frame))).is_ok();
                     if graceful && queued {
+                        // Keep reading until the peer's close frame ends the handshake.
                         conn.need_flush = true;
-                        conn.closing = true;
                     } else {
                         // The core has moved on (dead link, timeout): one non-blocking attempt to get
                         // the close frame out, then let go.
