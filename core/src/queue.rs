@@ -212,7 +212,16 @@ impl Queue {
     }
 
     /// Reports and removes pending messages whose TTL has passed.
+    #[inline]
     pub(crate) fn expire(&mut self, now: Instant, out: &mut impl FnMut(MessageId, Outcome)) {
+        // Inlined check, out-of-line loop: every send and every hand-off asks, and without a TTL the
+        // answer is always no.
+        if self.next_expiry().is_some_and(|e| now >= e) {
+            self.expire_due(now, out);
+        }
+    }
+
+    fn expire_due(&mut self, now: Instant, out: &mut impl FnMut(MessageId, Outcome)) {
         while let Some(p) = self.pending.front() {
             if p.expires_at.is_none_or(|e| now < e) {
                 break;

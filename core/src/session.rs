@@ -137,6 +137,21 @@ impl Session {
         &self.cfg
     }
 
+    /// The latest `now` the session has been given (inputs are clamped to it, so time never runs
+    /// backwards inside). Passing it again as `now` changes nothing about time.
+    pub fn latest_now(&self) -> Instant {
+        self.last_now
+    }
+
+    /// Whether [`send`](Self::send) reads its `now`: only for message expiry ([`QueueConfig::ttl`]).
+    /// When false, a driver may pass [`latest_now`](Self::latest_now) instead of reading the clock on
+    /// every send; the result is the same, and a clock read is a measurable share of a send's cost.
+    ///
+    /// [`QueueConfig::ttl`]: crate::QueueConfig::ttl
+    pub fn send_uses_clock(&self) -> bool {
+        self.cfg.queue.ttl.is_some()
+    }
+
     /// The transport in use (opening, open or closing), if any.
     pub fn transport(&self) -> Option<TransportId> {
         self.transport
@@ -221,6 +236,21 @@ impl Session {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Moves up to `max` events, oldest first, to the back of `into`; returns whether none are left.
+    ///
+    /// The same as calling [`poll_event`](Self::poll_event) up to `max` times, for drivers that hand
+    /// events over in batches: when `into` is empty and everything fits, the two buffers are swapped
+    /// instead of moving each event.
+    pub fn drain_events(&mut self, into: &mut VecDeque<Event>, max: usize) -> bool {
+        let n = self.events.len().min(max);
+        if n == self.events.len() && into.is_empty() {
+            std::mem::swap(into, &mut self.events);
+        } else {
+            into.extend(self.events.drain(..n));
+        }
+        self.events.is_empty()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has something to do; `None`: nothing is

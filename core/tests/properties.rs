@@ -1,6 +1,6 @@
 //! Property tests: arbitrary input sequences against the session's guarantees.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -124,6 +124,10 @@ struct Run {
     sent_order: Vec<MessageId>,
     requeued: BTreeSet<MessageId>,
     retry_delays: Vec<Duration>,
+    /// Send with `latest_now()` instead of the current time when the session says the clock is unused.
+    clockless_sends: bool,
+    /// Take events with `drain_events(_, max)` instead of `poll_event`.
+    event_batch: Option<usize>,
 }
 
 impl Run {
@@ -141,6 +145,8 @@ impl Run {
             sent_order: vec![],
             requeued: BTreeSet::new(),
             retry_delays: vec![],
+            clockless_sends: false,
+            event_batch: None,
         }
     }
 
@@ -161,7 +167,15 @@ impl Run {
                 _ => {}
             }
         }
-        while let Some(e) = self.s.poll_event() {
+        let events: Vec<Event> = match self.event_batch {
+            None => std::iter::from_fn(|| self.s.poll_event()).collect(),
+            Some(max) => {
+                let mut buf = VecDeque::new();
+                while !self.s.drain_events(&mut buf, max) {}
+                buf.into()
+            }
+        };
+        for e in events {
             self.trace.push(format!("{e:?}"));
             match e {
                 Event::Outcome { id, outcome } => {
@@ -193,6 +207,7 @@ impl Run {
                 let _ = self.s.connect(now);
             }
             Op::Send(len) => {
+                let now = if self.clockless_sends && !self.s.send_uses_clock() { self.s.latest_now() } else { now };
                 if let Ok(id) = self.s.send(now, Message::binary(vec![0u8; *len as usize])) {
                     assert!(self.accepted.insert(id));
                 }
@@ -327,6 +342,36 @@ proptest! {
         }
         prop_assert_eq!(a.trace, b.trace);
         prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
+    }
+
+    /// Drivers skip the clock read on `send` when `send_uses_clock` is false: that must change nothing.
+    #[test]
+    fn clockless_sends_change_nothing(p in params(), ops in prop::collection::vec(op(), 0..150)) {
+        let t0 = Instant::now();
+        let mut a = Run::new(config(&p), t0);
+        let mut b = Run::new(config(&p), t0);
+        b.clockless_sends = true;
+        prop_assert_eq!(b.s.send_uses_clock(), p.ttl.is_some());
+        for op in &ops {
+            a.apply(op);
+            b.apply(op);
+        }
+        prop_assert_eq!(a.trace, b.trace);
+        prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
+    }
+
+    /// Taking events in batches (swapped or moved, any batch size) gives the same events in the same order.
+    #[test]
+    fn drained_events_match_polled_ones(p in params(), ops in prop::collection::vec(op(), 0..150), max in 1usize..5) {
+        let t0 = Instant::now();
+        let mut a = Run::new(config(&p), t0);
+        let mut b = Run::new(config(&p), t0);
+        b.event_batch = Some(if max == 4 { usize::MAX } else { max });
+        for op in &ops {
+            a.apply(op);
+            b.apply(op);
+        }
+        prop_assert_eq!(a.trace, b.trace);
     }
 
     #[test]

@@ -602,3 +602,49 @@ fn runtime_shutdown_ends_the_event_stream() {
     assert!(rest.len() < 100);
     smol::block_on(within::<Smol, _>(secs(5), "finished", client.finished()));
 }
+
+/// On a single-threaded runtime a loop of `send().await` never waits while the queue has room, so
+/// without a pause the driver would write nothing until the loop ends. The client pauses once every
+/// 512 messages the driver has not taken (its per-round batch), before accepting the next one, so a
+/// send future dropped at that pause has queued nothing.
+#[test]
+fn a_burst_of_sends_lets_the_driver_write_and_its_pause_is_cancel_safe() {
+    const BURST: usize = 512;
+    let server = TestServer::start(Behavior::Sink);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    rt.block_on(async {
+        let (client, events) = tether_tokio::connect(fast(&server.url()).build().unwrap()).unwrap();
+        let mut w = Watch::new(events);
+        w.connected::<Tokio>().await;
+        // The application keeps reading events (the outcomes), as it must.
+        let reader = tokio::spawn(async move {
+            let mut sent = 0;
+            while let Some(e) = w.events.next().await {
+                sent += matches!(e, Event::Outcome { outcome: Outcome::Sent, .. }) as usize;
+            }
+            sent
+        });
+        // Exactly one burst: nothing has yielded, so the driver has taken none of it.
+        for i in 0..BURST {
+            client.send(format!("{i}")).await.unwrap();
+        }
+        let s = client.stats();
+        assert_eq!((s.queue_len, s.queue_in_flight, s.messages_sent), (BURST, 0, 0));
+        // The next send pauses first; dropped there, it has queued nothing.
+        let mut next = Box::pin(client.send("dropped"));
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        drop(next);
+        assert_eq!(client.stats().queue_len, BURST);
+        // Three more bursts: each pause lets the driver take what waits, so at most one burst waits.
+        for i in 0..3 * BURST {
+            client.send(format!("{i}")).await.unwrap();
+        }
+        let s = client.stats();
+        let waiting = s.queue_len - s.queue_in_flight;
+        assert!(waiting <= BURST, "{waiting} messages wait for the driver");
+        assert!(s.messages_sent >= 2 * BURST as u64, "only {} written during the loop", s.messages_sent);
+        client.close(1000, "done").await.unwrap();
+        assert_eq!(client.stats().messages_sent, 4 * BURST as u64);
+        assert_eq!(reader.await.unwrap(), 4 * BURST);
+    });
+}

@@ -36,7 +36,7 @@ const MAX_ROUNDS: usize = 32;
 /// Frames read per round.
 const READ_BUDGET: usize = 64;
 /// Actions taken from the core per round.
-const ACTION_BATCH: usize = 256;
+pub(crate) const ACTION_BATCH: usize = 512;
 
 type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, Duration), OpenError>> + Send>>;
 
@@ -284,14 +284,10 @@ impl<R: Runtime> Driver<R> {
         let wants_receipts = self.shared.wants_receipts();
         let mut unblocked = false;
         let outcomes = &mut self.outcomes;
-        let dry = self.shared.events.push_from(|| {
-            let e = s.poll_event()?;
-            match &e {
-                Event::Outcome { id, outcome } if wants_receipts => outcomes.push((*id, *outcome)),
-                Event::QueueUnblocked => unblocked = true,
-                _ => {}
-            }
-            Some(e)
+        let dry = self.shared.events.push_from(&mut s, |e| match e {
+            Event::Outcome { id, outcome } if wants_receipts => outcomes.push((*id, *outcome)),
+            Event::QueueUnblocked => unblocked = true,
+            _ => {}
         });
         let deadline = s.poll_timeout();
         let over = dry && matches!(s.state(), State::Closed | State::Failed);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use futures::Stream;
-use tether_core::Event;
+use tether_core::{Event, Session};
 
 use crate::client::Shared;
 
@@ -63,22 +63,25 @@ impl EventQueue {
         room
     }
 
-    /// Pushes events from `next` while there is room. Returns whether `next` ran dry.
-    pub(crate) fn push_from(&self, mut next: impl FnMut() -> Option<Event>) -> bool {
+    /// Moves the session's events into the buffer while there is room (all of them at once when the
+    /// application has taken everything: the buffers are swapped, no event is copied), then `inspect`s
+    /// each moved one by reference. Returns whether the session ran dry.
+    pub(crate) fn push_from(&self, s: &mut Session, mut inspect: impl FnMut(&Event)) -> bool {
         let mut q = self.lock();
-        let mut pushed = false;
-        let dry = loop {
-            if q.receiver_alive && q.buf.len() >= self.capacity {
-                break false;
+        if !q.receiver_alive {
+            // Nobody listens: the events end here.
+            while let Some(e) = s.poll_event() {
+                inspect(&e);
             }
-            let Some(e) = next() else { break true };
-            if q.receiver_alive {
-                q.buf.push_back(e);
-                pushed = true;
+            return true;
+        }
+        let before = q.buf.len();
+        let dry = s.drain_events(&mut q.buf, self.capacity.saturating_sub(before));
+        if q.buf.len() > before {
+            q.buf.range(before..).for_each(&mut inspect);
+            if let Some(w) = q.consumer.take() {
+                w.wake();
             }
-        };
-        if pushed && let Some(w) = q.consumer.take() {
-            w.wake();
         }
         dry
     }

@@ -33,7 +33,7 @@ mod runtime;
 mod tls;
 
 pub use builder::{BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook};
-pub use client::{Client, Receipt, connect};
+pub use client::{Client, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use runtime::Runtime;
 pub use tls::MaybeTls;
