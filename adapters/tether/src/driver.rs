@@ -13,12 +13,14 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
+use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tether_core::{
     Action, CloseFrame, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
@@ -37,6 +39,26 @@ const MAX_ROUNDS: usize = 32;
 const READ_BUDGET: usize = 64;
 /// Actions taken from the core per round.
 pub(crate) const ACTION_BATCH: usize = 512;
+
+/// The waker handed to the socket's read side: it records that the read side has news, then wakes the
+/// driver. Rounds woken for other reasons (a send, a timer) skip the read attempt, which on some
+/// runtimes costs a syscall even when nothing has arrived (async-io tries the read before it checks
+/// readiness) and always costs tungstenite a buffer fill.
+struct ReadWake {
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
 
 type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, Duration), OpenError>> + Send>>;
 
@@ -66,10 +88,13 @@ pub(crate) struct Driver<R: Runtime> {
     reports: Vec<(TransportId, TransportEvent)>,
     /// Outcomes to hand to receipts, gathered under the session lock.
     outcomes: Vec<(MessageId, tether_core::Outcome)>,
+    read_wake: Arc<ReadWake>,
+    read_waker: Waker,
 }
 
 impl<R: Runtime> Driver<R> {
     pub(crate) fn new(rt: R, cfg: Arc<Inner>, shared: Arc<Shared>) -> Self {
+        let read_wake = Arc::new(ReadWake { ready: AtomicBool::new(false), task: AtomicWaker::new() });
         Self {
             rt,
             cfg,
@@ -83,6 +108,8 @@ impl<R: Runtime> Driver<R> {
             graceful_close: None,
             reports: Vec::new(),
             outcomes: Vec::new(),
+            read_waker: Waker::from(read_wake.clone()),
+            read_wake,
         }
     }
 
@@ -102,6 +129,8 @@ impl<R: Runtime> Driver<R> {
                     Ok((ws, handshake)) => {
                         tracing::info!(transport = %id, handshake_ms = handshake.as_millis() as u64, "connected");
                         self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false });
+                        // Frames may have arrived with the handshake response.
+                        self.read_wake.ready.store(true, Ordering::Release);
                         self.reports.push((id, TransportEvent::Opened { handshake }));
                     }
                     Err(e) => {
@@ -117,14 +146,18 @@ impl<R: Runtime> Driver<R> {
     /// Reads inbound frames while the application has room for the events they cause.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(conn) = &mut self.conn else { return false };
-        if self.shared.events.room(cx) == 0 {
+        // Only when the read side has been woken since it last said Pending (or is new).
+        if !self.read_wake.ready.load(Ordering::Acquire) || self.shared.events.room(cx) == 0 {
             return false;
         }
+        // Cleared before the attempt: a wake-up during it sets it again.
+        self.read_wake.ready.store(false, Ordering::Release);
+        let mut read_cx = Context::from_waker(&self.read_waker);
         let id = conn.id;
         let mut progress = false;
         for _ in 0..READ_BUDGET {
-            match Pin::new(&mut conn.ws).poll_next(cx) {
-                Poll::Pending => break,
+            match Pin::new(&mut conn.ws).poll_next(&mut read_cx) {
+                Poll::Pending => return progress,
                 Poll::Ready(Some(Ok(msg))) => {
                     progress = true;
                     let frame = match msg {
@@ -158,6 +191,8 @@ impl<R: Runtime> Driver<R> {
                 }
             }
         }
+        // Budget spent without a Pending: more may be waiting, and no wake-up will say so.
+        self.read_wake.ready.store(true, Ordering::Release);
         progress
     }
 
@@ -331,6 +366,7 @@ impl<R: Runtime> Future for Driver<R> {
         let this = self.get_mut();
         for _ in 0..MAX_ROUNDS {
             this.shared.register_driver(cx.waker());
+            this.read_wake.task.register(cx.waker());
             let mut progress = this.poll_opening(cx);
             progress |= this.poll_read(cx);
             progress |= this.write_batch(cx);
