@@ -368,7 +368,12 @@ impl<R: Runtime> Future for Driver<R> {
             this.shared.register_driver(cx.waker());
             this.read_wake.task.register(cx.waker());
             let mut progress = this.poll_opening(cx);
-            progress |= this.poll_read(cx);
+            // A transport that opened this round: `Connected` goes to the application first (below);
+            // the read side, marked ready, is tried when the driver comes back.
+            let opened = progress && this.conn.is_some();
+            if !opened {
+                progress |= this.poll_read(cx);
+            }
             progress |= this.write_batch(cx);
             progress |= this.poll_flush(cx);
             let (took, deadline, over) = this.run_core(cx);
@@ -383,6 +388,12 @@ impl<R: Runtime> Future for Driver<R> {
                 this.shared.finish();
                 tracing::debug!("driver finished");
                 return Poll::Ready(());
+            }
+            if opened {
+                // Applications wait for `Connected` to subscribe or to send what they held back: let
+                // them run before this task reads the new socket (usually empty) and carries on.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             progress |= this.poll_timer(cx, deadline);
             if !progress {

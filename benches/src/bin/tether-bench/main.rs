@@ -119,11 +119,19 @@ fn main() {
         let size: usize = args.get(4).map_or(64, |s| s.parse().expect("size"));
         let server = Server::start(0, None);
         let url = server.url(SINK);
+        let connects = match args[1].as_str() {
+            "tether-connect" => Some(rt.block_on(runs::tether_connects(rt, url.clone(), n))),
+            "raw-connect" => Some(rt.block_on(runs::raw_connects(rt, url.clone(), n))),
+            _ => None,
+        };
+        if let Some(mut c) = connects {
+            c.sort();
+            println!("{:.1} µs p50", c[c.len() / 2].as_secs_f64() * 1e6);
+            return;
+        }
         let d = match args[1].as_str() {
             "tether" => rt.block_on(runs::tether_oneway(rt, url, n, size)),
             "raw" => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, size, false).await) }),
-            "tether-connect" => rt.block_on(runs::tether_connects(rt, url, n)).into_iter().sum(),
-            "raw-connect" => rt.block_on(runs::raw_connects(rt, url, n)).into_iter().sum(),
             _ => rt.block_on(async move { with_raw!(rt, url, |ws| runs::raw_oneway(ws, n, size, true).await) }),
         };
         println!("{:.2} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
