@@ -76,13 +76,19 @@ struct Pending {
     expires_at: Option<Instant>,
 }
 
-#[derive(Debug, Clone)]
+/// A message handed to the transport: 16 bytes, since every message passes through here.
+#[derive(Debug, Clone, Copy)]
 struct InFlight {
     id: MessageId,
     len: usize,
-    /// Kept only under [`InFlightPolicy::Requeue`]; under Abandon the payload goes to the transport
-    /// without a clone.
-    msg: Option<Message>,
+}
+
+/// The copy of an in-flight message kept under [`InFlightPolicy::Requeue`], to send again. Under
+/// Abandon nothing is kept: the payload goes to the transport without a clone.
+#[derive(Debug, Clone)]
+struct Kept {
+    id: MessageId,
+    msg: Message,
     expires_at: Option<Instant>,
 }
 
@@ -90,6 +96,8 @@ struct InFlight {
 pub(crate) struct Queue {
     pending: VecDeque<Pending>,
     in_flight: VecDeque<InFlight>,
+    /// Copies of in-flight messages to requeue, in the same order (a subsequence of `in_flight`).
+    kept: VecDeque<Kept>,
     pending_bytes: usize,
     in_flight_bytes: usize,
     /// A send was refused for lack of room and no `QueueUnblocked` has been emitted since.
@@ -120,6 +128,7 @@ impl Queue {
     }
 
     /// Accepts `msg` under `id`, or refuses it (handing it back). Evictions are reported through `out`.
+    #[inline]
     pub(crate) fn push(
         &mut self,
         cfg: &QueueConfig,
@@ -153,6 +162,7 @@ impl Queue {
     }
 
     /// Takes the head for sending on a transport; it becomes in flight. Expired heads are reported.
+    #[inline]
     pub(crate) fn pop_for_send(
         &mut self,
         cfg: &QueueConfig,
@@ -164,12 +174,15 @@ impl Queue {
         let len = p.msg.len();
         self.pending_bytes -= len;
         self.in_flight_bytes += len;
-        let keep = (cfg.in_flight == InFlightPolicy::Requeue).then(|| p.msg.clone());
-        self.in_flight.push_back(InFlight { id: p.id, len, msg: keep, expires_at: p.expires_at });
+        if cfg.in_flight == InFlightPolicy::Requeue {
+            self.kept.push_back(Kept { id: p.id, msg: p.msg.clone(), expires_at: p.expires_at });
+        }
+        self.in_flight.push_back(InFlight { id: p.id, len });
         Some((p.id, p.msg))
     }
 
     /// Reports every in-flight message up to `through` as sent, with its length.
+    #[inline]
     pub(crate) fn flushed(&mut self, through: MessageId, out: &mut impl FnMut(MessageId, usize)) {
         while let Some(f) = self.in_flight.front() {
             if f.id > through {
@@ -177,6 +190,9 @@ impl Queue {
             }
             let f = self.in_flight.pop_front().expect("front exists");
             self.in_flight_bytes -= f.len;
+            if self.kept.front().is_some_and(|k| k.id == f.id) {
+                self.kept.pop_front();
+            }
             out(f.id, f.len);
         }
     }
@@ -184,24 +200,21 @@ impl Queue {
     /// The transport died: in-flight messages are requeued at the head (in order) or abandoned.
     /// Returns how many were requeued: they are now the first ones of [`Queue::pending_ids`].
     pub(crate) fn transport_lost(&mut self, out: &mut impl FnMut(MessageId, Outcome)) -> usize {
-        let mut count = 0;
-        // Abandoned ones are reported oldest first.
-        while self.in_flight.front().is_some_and(|f| f.msg.is_none()) {
-            let f = self.in_flight.pop_front().expect("front exists");
-            self.in_flight_bytes -= f.len;
-            out(f.id, Outcome::Abandoned);
-        }
-        // Requeue newest first onto the front, so the original order is restored.
-        while let Some(f) = self.in_flight.pop_back() {
-            self.in_flight_bytes -= f.len;
-            match f.msg {
-                Some(msg) => {
-                    self.pending_bytes += f.len;
-                    self.pending.push_front(Pending { id: f.id, msg, expires_at: f.expires_at });
-                    count += 1;
-                }
-                None => out(f.id, Outcome::Abandoned),
+        // Those without a kept copy are abandoned, reported oldest first.
+        let mut next_kept = 0;
+        for f in self.in_flight.drain(..) {
+            if self.kept.get(next_kept).is_some_and(|k| k.id == f.id) {
+                next_kept += 1;
+            } else {
+                out(f.id, Outcome::Abandoned);
             }
+        }
+        self.in_flight_bytes = 0;
+        // The kept ones go back onto the front newest first, so the original order is restored.
+        let count = self.kept.len();
+        while let Some(k) = self.kept.pop_back() {
+            self.pending_bytes += k.msg.len();
+            self.pending.push_front(Pending { id: k.id, msg: k.msg, expires_at: k.expires_at });
         }
         count
     }
@@ -246,6 +259,7 @@ impl Queue {
         for f in self.in_flight.drain(..) {
             out(f.id, Outcome::Abandoned);
         }
+        self.kept.clear();
         for p in self.pending.drain(..) {
             out(p.id, Outcome::Aborted);
         }

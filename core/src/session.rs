@@ -232,6 +232,34 @@ impl Session {
         None
     }
 
+    /// Moves up to `max` actions to the back of `into`, exactly those that as many calls of
+    /// [`poll_action`](Self::poll_action) would return, in the same order; returns how many.
+    ///
+    /// For drivers that write in batches: while connected, queued messages are handed out in a tight
+    /// loop instead of one call each.
+    pub fn drain_actions(&mut self, into: &mut VecDeque<Action>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            let plain =
+                self.actions.is_empty() && self.state == State::Connected && self.preamble_sent >= self.preamble.len();
+            if let (true, Some(transport)) = (plain, self.transport) {
+                // What `poll_action` does in this state, without re-deciding the state per message.
+                let (events, stats) = (&mut self.events, &mut self.stats);
+                let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut |id, outcome| {
+                    record_outcome(events, stats, id, outcome)
+                });
+                self.after_input();
+                let Some((id, message)) = next else { break };
+                into.push_back(Action::Send { transport, id: Some(id), message });
+            } else {
+                let Some(a) = self.poll_action() else { break };
+                into.push_back(a);
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// The next event for the application. Call until `None` after every input.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -399,12 +427,15 @@ impl Session {
             (State::Connected | State::Closing, TransportEvent::Received(frame)) => self.on_frame(now, frame),
             (State::Connected | State::Closing, TransportEvent::Flushed { through }) => {
                 let (events, stats) = (&mut self.events, &mut self.stats);
+                let sent_before = stats.messages_sent;
                 self.queue.flushed(through, &mut |id, len| {
                     stats.messages_sent += 1;
                     stats.bytes_sent += len as u64;
-                    stats.last_message_at = Some(now);
                     record_outcome(events, stats, id, Outcome::Sent)
                 });
+                if self.stats.messages_sent != sent_before {
+                    self.stats.last_message_at = Some(now);
+                }
             }
             (State::Connected, TransportEvent::Closed(Ok(frame))) => self.on_remote_close(now, frame),
             (State::Connected, TransportEvent::Closed(Err(err))) => {

@@ -128,6 +128,8 @@ struct Run {
     clockless_sends: bool,
     /// Take events with `drain_events(_, max)` instead of `poll_event`.
     event_batch: Option<usize>,
+    /// Take actions with `drain_actions(_, max)` instead of `poll_action`.
+    action_batch: Option<usize>,
 }
 
 impl Run {
@@ -147,11 +149,20 @@ impl Run {
             retry_delays: vec![],
             clockless_sends: false,
             event_batch: None,
+            action_batch: None,
         }
     }
 
     fn drain(&mut self) {
-        while let Some(a) = self.s.poll_action() {
+        let actions: Vec<Action> = match self.action_batch {
+            None => std::iter::from_fn(|| self.s.poll_action()).collect(),
+            Some(max) => {
+                let mut buf = VecDeque::new();
+                while self.s.drain_actions(&mut buf, max) > 0 {}
+                buf.into()
+            }
+        };
+        for a in actions {
             self.trace.push(format!("{a:?}"));
             match a {
                 Action::Open { transport, .. } => {
@@ -360,13 +371,14 @@ proptest! {
         prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
     }
 
-    /// Taking events in batches (swapped or moved, any batch size) gives the same events in the same order.
+    /// Taking events and actions in batches (any batch size) gives the same ones in the same order.
     #[test]
-    fn drained_events_match_polled_ones(p in params(), ops in prop::collection::vec(op(), 0..150), max in 1usize..5) {
+    fn drained_events_and_actions_match_polled_ones(p in params(), ops in prop::collection::vec(op(), 0..150), max in 1usize..5) {
         let t0 = Instant::now();
         let mut a = Run::new(config(&p), t0);
         let mut b = Run::new(config(&p), t0);
         b.event_batch = Some(if max == 4 { usize::MAX } else { max });
+        b.action_batch = Some(if max == 1 { usize::MAX } else { max });
         for op in &ops {
             a.apply(op);
             b.apply(op);

@@ -275,3 +275,34 @@ fn stats_count_what_happened() {
     assert_eq!(s.total_connected, ms(900));
     assert_eq!((s.queue_len, s.queue_bytes, s.messages_accepted), (0, 0, 1));
 }
+
+/// Messages that expire while being handed out make room: `QueueUnblocked` follows at once, whether
+/// the driver takes actions one by one or in a batch.
+#[test]
+fn expiry_at_hand_out_unblocks_in_batches_too() {
+    let run = |batched: bool| {
+        let mut cfg = small_queue(Overflow::Reject);
+        cfg.queue.ttl = Some(ms(500));
+        let mut h = H::new(cfg);
+        let t = h.connected();
+        h.take_events();
+        for i in 0..3 {
+            h.s.send(h.now, Message::text(format!("m{i}"))).unwrap();
+        }
+        assert!(matches!(h.s.send(h.now, Message::text("m3")), Err(SendError::Full(_))));
+        // Time moves past the TTL through an input that does not look at the queue.
+        h.at(ms(600)).ev(t, TransportEvent::Received(Frame::Message(Message::text("hi"))));
+        let mut actions = std::collections::VecDeque::new();
+        if batched {
+            while h.s.drain_actions(&mut actions, 2) > 0 {}
+        } else {
+            actions.extend(std::iter::from_fn(|| h.s.poll_action()));
+        }
+        assert!(actions.is_empty(), "expired messages are never sent: {actions:?}");
+        let events: Vec<Event> = std::iter::from_fn(|| h.s.poll_event()).collect();
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Outcome { outcome: Outcome::Expired, .. })).count(), 3);
+        assert_eq!(events.last(), Some(&Event::QueueUnblocked), "{events:?}");
+        events
+    };
+    assert_eq!(run(true), run(false));
+}

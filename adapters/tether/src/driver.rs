@@ -305,15 +305,15 @@ impl<R: Runtime> Driver<R> {
         }
         let mut took = false;
         if room {
-            while self.batch.len() < ACTION_BATCH {
-                let Some(a) = s.poll_action() else { break };
-                if let Action::Close { transport, .. } = &a
-                    && s.state() == State::Closing
-                {
-                    self.graceful_close = Some(*transport);
+            let before = self.batch.len();
+            took = s.drain_actions(&mut self.batch, ACTION_BATCH.saturating_sub(before)) > 0;
+            // Taking actions never changes the state: a Close taken while closing ends a user close.
+            if took && s.state() == State::Closing {
+                for a in self.batch.range(before..) {
+                    if let Action::Close { transport, .. } = a {
+                        self.graceful_close = Some(*transport);
+                    }
                 }
-                self.batch.push_back(a);
-                took = true;
             }
         }
         let wants_receipts = self.shared.wants_receipts();
