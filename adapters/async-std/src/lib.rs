@@ -25,16 +25,22 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use tether::async_io::AsyncIoRuntime;
 pub use tether::*;
 
 /// The async-io runtime spawning on async-std's executor.
 pub fn runtime() -> AsyncIoRuntime {
-    AsyncIoRuntime::new(Arc::new(|fut| {
-        async_std::task::spawn(fut);
-    }))
+    // Made once: every client holds a clone (one reference count), not its own spawner.
+    static RUNTIME: OnceLock<AsyncIoRuntime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            AsyncIoRuntime::new(Arc::new(|fut| {
+                async_std::task::spawn(fut);
+            }))
+        })
+        .clone()
 }
 
 /// Starts a client on async-std. See [`tether::connect`].

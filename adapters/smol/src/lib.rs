@@ -21,14 +21,16 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use tether::async_io::AsyncIoRuntime;
 pub use tether::*;
 
 /// The async-io runtime spawning on smol's global executor (`smol::spawn`).
 pub fn runtime() -> AsyncIoRuntime {
-    AsyncIoRuntime::new(Arc::new(|fut| smol::spawn(fut).detach()))
+    // Made once: every client holds a clone (one reference count), not its own spawner.
+    static RUNTIME: OnceLock<AsyncIoRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| AsyncIoRuntime::new(Arc::new(|fut| smol::spawn(fut).detach()))).clone()
 }
 
 /// Starts a client on smol. See [`tether::connect`].

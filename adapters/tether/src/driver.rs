@@ -289,8 +289,9 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// The core phase. Returns (actions taken, next deadline, whether the session is over).
-    fn run_core(&mut self, cx: &Context<'_>) -> (bool, Option<Instant>, bool) {
+    /// The core phase. Returns (actions taken, next deadline, whether the session is over, the time
+    /// it ran at).
+    fn run_core(&mut self, cx: &Context<'_>) -> (bool, Option<Instant>, bool, Instant) {
         let now = Instant::now();
         let room = self.shared.events.room(cx) > 0;
         let mut s = self.shared.session();
@@ -333,16 +334,17 @@ impl<R: Runtime> Driver<R> {
         if unblocked {
             self.shared.wake_waiters();
         }
-        (took, if room { deadline } else { None }, over)
+        (took, if room { deadline } else { None }, over, now)
     }
 
-    /// Arms the timer for `deadline`; true if it is already due.
-    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+    /// Arms the timer for `deadline`; true if it is already due at `now` (the core phase's time: one
+    /// clock read per round; a deadline passed since then fires the runtime's timer at once).
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>, now: Instant) -> bool {
         let Some(d) = deadline else {
             self.armed = None;
             return false;
         };
-        if d <= Instant::now() {
+        if d <= now {
             return true;
         }
         if self.armed != Some(d) {
@@ -367,16 +369,18 @@ impl<R: Runtime> Future for Driver<R> {
         for _ in 0..MAX_ROUNDS {
             this.shared.register_driver(cx.waker());
             this.read_wake.task.register(cx.waker());
-            let mut progress = this.poll_opening(cx);
+            // The batch first: an `Open` in it starts an attempt that `poll_opening` drives at once.
+            let mut progress = this.write_batch(cx);
+            let opening = this.poll_opening(cx);
+            progress |= opening;
             // A transport that opened this round: `Connected` goes to the application first (below);
             // the read side, marked ready, is tried when the driver comes back.
-            let opened = progress && this.conn.is_some();
+            let opened = opening && this.conn.is_some();
             if !opened {
                 progress |= this.poll_read(cx);
             }
-            progress |= this.write_batch(cx);
             progress |= this.poll_flush(cx);
-            let (took, deadline, over) = this.run_core(cx);
+            let (took, deadline, over, now) = this.run_core(cx);
             progress |= took;
             if over {
                 // Closed or failed, and every event handed over: release the transport and stop.
@@ -395,7 +399,7 @@ impl<R: Runtime> Future for Driver<R> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            progress |= this.poll_timer(cx, deadline);
+            progress |= this.poll_timer(cx, deadline, now);
             if !progress {
                 return Poll::Pending;
             }
