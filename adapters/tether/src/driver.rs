@@ -1,13 +1,16 @@
 //! The driver: one future per client, the same on every runtime. It carries the core's decisions to
 //! the socket and the socket's news to the core.
 //!
-//! Each round has two phases. **I/O, without the session lock**: poll the transport being opened, read
-//! inbound frames (only while the application's event buffer has room), write the batch of actions
-//! taken from the core with `poll_ready`/`start_send` (feed), and flush once when the batch is written
-//! (so a burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw,
-//! handle due timers, take the next batch of actions and move events to the application. The timer is
-//! re-armed only when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work
-//! per wake-up is bounded; when the bound is hit the task yields instead of starving its neighbours.
+//! Each round has two phases. **I/O, without the session lock**: write the batch of actions taken from
+//! the core with `poll_ready`/`start_send` (feed; an `Open` starts an attempt), poll the transport being
+//! opened, read inbound frames (only when the read side's own waker has fired, and only while the
+//! application's event buffer has room), and flush once when the batch is written (so a burst of sends
+//! becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle due timers,
+//! take the next batch of actions (up to `ACTION_BATCH`, in one `drain_actions` call) and hand the
+//! events to the application (a buffer swap when it has taken everything). The timer is re-armed only
+//! when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work per wake-up is
+//! bounded; when the bound is hit the task yields instead of starving its neighbours. When a transport
+//! opens, the driver yields once so the application sees `Connected` first.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -37,7 +40,8 @@ use crate::runtime::Runtime;
 const MAX_ROUNDS: usize = 32;
 /// Frames read per round.
 const READ_BUDGET: usize = 64;
-/// Actions taken from the core per round.
+/// Actions taken from the core per round: 512 × 64 B messages is one ~36 KiB write. 256 was measured
+/// 5 % slower on 64 B one-way (more, smaller writes); 1024 no faster, with a batch twice the size.
 pub(crate) const ACTION_BATCH: usize = 512;
 
 /// The waker handed to the socket's read side: it records that the read side has news, then wakes the
