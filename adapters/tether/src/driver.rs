@@ -341,8 +341,9 @@ impl<R: Runtime> Driver<R> {
         (took, if room { deadline } else { None }, over, now)
     }
 
-    /// Arms the timer for `deadline`; true if it is already due at `now` (the core phase's time: one
-    /// clock read per round; a deadline passed since then fires the runtime's timer at once).
+    /// Arms the timer for `deadline` (or keeps an earlier one armed); true if it is already due at `now`
+    /// (the core phase's time: one clock read per round; a deadline passed since then fires the
+    /// runtime's timer at once).
     fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>, now: Instant) -> bool {
         let Some(d) = deadline else {
             self.armed = None;
@@ -351,7 +352,12 @@ impl<R: Runtime> Driver<R> {
         if d <= now {
             return true;
         }
-        if self.armed != Some(d) {
+        // A deadline that moved later keeps the armed, earlier timer: it fires early, nothing is due,
+        // and that round arms the new deadline. Moving a timer costs async-io a reactor notification (a
+        // syscall, and a wake-up of its thread) and tokio a wheel update, and deadlines that move later
+        // with traffic (`receive_idle`) or at every step of a connection's life would pay it each time.
+        let keep_earlier = self.armed.is_some_and(|a| now < a && a < d);
+        if self.armed != Some(d) && !keep_earlier {
             match &mut self.timer {
                 Some(t) => R::reset_timer(t, d),
                 None => self.timer = Some(self.rt.timer(d)),
