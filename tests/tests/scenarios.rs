@@ -499,6 +499,7 @@ async fn k_hook_receipts_backpressure<R: Rt>() {
         .queue(QueueConfig { max_messages: 2, ..QueueConfig::default() })
         .build()
         .unwrap();
+    let cfg_again = cfg.clone();
     let (client, events) = R::connect(cfg);
     let mut w = Watch::new(events);
     w.connected::<R>().await;
@@ -529,6 +530,17 @@ async fn k_hook_receipts_backpressure<R: Rt>() {
         .collect();
     assert_eq!(tokens.first().map(String::as_str), Some("Bearer fresh-1"));
     assert!(tokens.len() >= 2 && tokens.iter().all(|t| t.starts_with("Bearer fresh-")), "{tokens:?}");
+    // Every attempt sends a fresh Sec-WebSocket-Key (RFC 6455, 4.1), including a second client built
+    // from the same configuration.
+    let (other, other_events) = R::connect(cfg_again);
+    Watch::new(other_events).connected::<R>().await;
+    drop(other);
+    let keys: BTreeSet<String> = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.headers.iter().find(|(k, _)| k == "sec-websocket-key").map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(keys.len(), server.requests().len(), "a key was sent twice: {keys:?}");
 }
 
 macro_rules! suite {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
+use async_tungstenite::tungstenite::handshake::client::generate_key;
+use async_tungstenite::tungstenite::http::HeaderValue;
 use rustls_pki_types::ServerName;
 use tether_core::{OpenError, parse_retry_after};
 
@@ -21,6 +23,12 @@ pub(crate) type Ws<R> = WebSocketStream<MaybeTls<<R as Runtime>::Tcp>>;
 pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Result<(Ws<R>, Duration), OpenError> {
     let started = Instant::now();
     let mut request = cfg.request.clone();
+    // RFC 6455, 4.1: the key is a nonce "selected randomly for each connection"; the one the builder's
+    // request was made with must not be sent twice.
+    match HeaderValue::try_from(generate_key()) {
+        Ok(key) => request.headers_mut().insert("sec-websocket-key", key),
+        Err(_) => unreachable!("a base64 key is a valid header value"),
+    };
     if let Some(hook) = &cfg.request_hook {
         request = hook(request, attempt).await.map_err(|e| OpenError::Io(format!("request hook failed: {e}")))?;
     }
