@@ -9,6 +9,7 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
 use async_tungstenite::tungstenite::http::HeaderValue;
+use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_KEY;
 use rustls_pki_types::ServerName;
 use tether_core::{OpenError, parse_retry_after};
 
@@ -26,7 +27,7 @@ pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Re
     // RFC 6455, 4.1: the key is a nonce "selected randomly for each connection"; the one the builder's
     // request was made with must not be sent twice.
     match HeaderValue::try_from(generate_key()) {
-        Ok(key) => request.headers_mut().insert("sec-websocket-key", key),
+        Ok(key) => request.headers_mut().insert(SEC_WEBSOCKET_KEY, key),
         Err(_) => unreachable!("a base64 key is a valid header value"),
     };
     if let Some(hook) = &cfg.request_hook {
