@@ -211,8 +211,11 @@ impl Future for Receipt {
 }
 
 impl Client {
-    /// Queues a message and returns its id once accepted, waiting only while the queue is full
+    /// Queues a message and returns its id once accepted, waiting while the queue is full
     /// (backpressure). Its [`Outcome`] arrives later as an event. Refused messages are handed back.
+    ///
+    /// While connected it also pauses once every 512 messages the driver has not taken yet, so that a
+    /// loop of sends that never waits (on a single-threaded runtime) lets the driver write as it goes.
     ///
     /// Cancel-safe: if the returned future is dropped before it completes, the message was not queued.
     pub fn send(&self, message: impl Into<Message>) -> SendMessage<'_> {
