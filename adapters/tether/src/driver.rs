@@ -1,11 +1,11 @@
 //! The driver: one future per client, the same on every runtime. It carries the core's decisions to
 //! the socket and the socket's news to the core.
 //!
-//! Each round has two phases. **I/O, without the session lock**: write the batch of actions taken from
-//! the core with `poll_ready`/`start_send` (feed; an `Open` starts an attempt), poll the transport being
-//! opened, read inbound frames (only when the read side's own waker has fired, and only while the
-//! application's event buffer has room), and flush once when the batch is written (so a burst of sends
-//! becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle due timers,
+//! Each round has two phases. **I/O, without the session lock**: poll the transport being opened, read
+//! inbound frames (only when the read side's own waker has fired, and only while the application's
+//! event buffer has room), write the batch of actions taken from the core with `poll_ready`/`start_send`
+//! (feed; an `Open` starts an attempt, polled at once), and flush once when the batch is written (so a
+//! burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle due timers,
 //! take the next batch of actions (up to `ACTION_BATCH`, in one `drain_actions` call) and hand the
 //! events to the application (a buffer swap when it has taken everything). The timer is re-armed only
 //! when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work per wake-up is
@@ -379,15 +379,21 @@ impl<R: Runtime> Future for Driver<R> {
         for _ in 0..MAX_ROUNDS {
             this.shared.register_driver(cx.waker());
             this.read_wake.task.register(cx.waker());
-            // The batch first: an `Open` in it starts an attempt that `poll_opening` drives at once.
-            let mut progress = this.write_batch(cx);
-            let opening = this.poll_opening(cx);
-            progress |= opening;
+            let mut progress = this.poll_opening(cx);
             // A transport that opened this round: `Connected` goes to the application first (below);
             // the read side, marked ready, is tried when the driver comes back.
-            let opened = opening && this.conn.is_some();
+            let opened = progress && this.conn.is_some();
+            // Reads come before writes: tungstenite writes out what it has buffered when it reads, so a
+            // read between a write and its flush could carry frames out, then see the connection end,
+            // and their flush would never be reported.
             if !opened {
                 progress |= this.poll_read(cx);
+            }
+            let was_opening = this.opening.is_some();
+            progress |= this.write_batch(cx);
+            if !was_opening && this.opening.is_some() {
+                // An `Open` in the batch: the attempt starts in this round.
+                progress |= this.poll_opening(cx);
             }
             progress |= this.poll_flush(cx);
             let (took, deadline, over, now) = this.run_core(cx);
