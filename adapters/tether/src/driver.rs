@@ -412,7 +412,7 @@ impl<R: Runtime> Future for Driver<R> {
             if opened {
                 // Applications wait for `Connected` to subscribe or to send what they held back: let
                 // them run before this task reads the new socket (usually empty) and carries on.
-                cx.waker().wake_by_ref();
+                R::yield_now(cx);
                 return Poll::Pending;
             }
             progress |= this.poll_timer(cx, deadline, now);
@@ -421,7 +421,7 @@ impl<R: Runtime> Future for Driver<R> {
             }
         }
         // Bounded work per wake-up: yield to the other tasks, and come back.
-        cx.waker().wake_by_ref();
+        R::yield_now(cx);
         Poll::Pending
     }
 }

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::task::Context;
 use std::time::Instant;
 
 use futures::io::{AsyncRead, AsyncWrite};
@@ -19,6 +20,13 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
 
     /// Runs `fut` in the background.
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, fut: F);
+
+    /// Arranges for the task polled with `cx` to be polled again after the other ready tasks: the
+    /// driver's way to yield. Default: wake it at once (it goes to the back of the run queue). tokio
+    /// overrides it to wake the task after its next I/O poll, which also lets a `block_on` future run.
+    fn yield_now(cx: &Context<'_>) {
+        cx.waker().wake_by_ref();
+    }
 
     /// A timer that completes at `deadline`.
     fn timer(&self, deadline: Instant) -> Self::Timer;

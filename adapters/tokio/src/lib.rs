@@ -74,6 +74,14 @@ impl Runtime for TokioRuntime {
         self.handle.spawn(fut);
     }
 
+    fn yield_now(cx: &Context<'_>) {
+        // tokio's own yield defers the wake-up until after the scheduler has polled I/O and, on a
+        // current-thread runtime, the `block_on` future; a plain self-wake runs this task again first.
+        // The deferred wake-up stays registered when the future is dropped after its first poll.
+        let mut y = std::pin::pin!(tokio::task::yield_now());
+        let _ = y.as_mut().poll(&mut Context::from_waker(cx.waker()));
+    }
+
     fn timer(&self, deadline: Instant) -> Timer {
         let _enter = self.handle.enter();
         Timer(Box::pin(tokio::time::sleep_until(deadline.into())))
