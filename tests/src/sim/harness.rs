@@ -75,6 +75,9 @@ pub struct Harness {
     pub action_cap: usize,
     /// Events seen in the last drain.
     pub events: Vec<Event>,
+    /// Take actions and events in batches (`drain_actions`, `drain_events`), as the adapter's driver does,
+    /// instead of one `poll_action`/`poll_event` at a time.
+    pub batched: bool,
 }
 
 impl Harness {
@@ -90,6 +93,7 @@ impl Harness {
             trace: Trace::new(trace),
             action_cap: usize::MAX,
             events: Vec::new(),
+            batched: false,
         })
     }
 
@@ -109,7 +113,14 @@ impl Harness {
     }
 
     fn drain_events(&mut self) -> Result<(), Violation> {
-        while let Some(e) = self.s.poll_event() {
+        let batch: Vec<Event> = if self.batched {
+            let mut buf = std::collections::VecDeque::new();
+            self.s.drain_events(&mut buf, usize::MAX);
+            buf.into()
+        } else {
+            std::iter::from_fn(|| self.s.poll_event()).collect()
+        };
+        for e in batch {
             self.cov.event(&e);
             let epoch = self.epoch;
             self.trace.line(self.now - epoch, || format!("  event  {}", fmt_event(&e, epoch)));
@@ -129,11 +140,22 @@ impl Harness {
                 break;
             }
             let current = self.s.transport();
-            let Some(a) = self.s.poll_action() else { break };
-            self.cov.action(&a);
-            self.trace.line(self.now - self.epoch, || format!("  action {a:?}"));
-            self.chk.on_action(&a, current)?;
-            actions.push(a);
+            let batch: Vec<Action> = if self.batched {
+                let mut buf = std::collections::VecDeque::new();
+                self.s.drain_actions(&mut buf, self.action_cap - actions.len());
+                buf.into()
+            } else {
+                self.s.poll_action().into_iter().collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for a in batch {
+                self.cov.action(&a);
+                self.trace.line(self.now - self.epoch, || format!("  action {a:?}"));
+                self.chk.on_action(&a, current)?;
+                actions.push(a);
+            }
         }
         self.drain_events()?;
         self.chk.after_input(&self.s)?;

@@ -115,6 +115,8 @@ impl World {
         let sc = Scenario::generate(seed, known_bugs);
         let mut h = Harness::new(sc.cfg.clone(), epoch, trace).expect("the simulator generates valid configs");
         h.cov.runs = 1;
+        // Half the seeds drive the session in batches, the way the adapter's driver does.
+        h.batched = seed % 2 == 1;
         let mut w = Self {
             rng: SimRng::new(seed ^ 0x005E_ED0F_7E7E),
             h,
