@@ -6,18 +6,22 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::Runtime;
+use crate::keeper::Keeper;
 
 /// Spawns a future on some executor.
 pub type Spawner = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
 /// A [`Runtime`] on async-io, given a spawner (smol's or async-std's).
+///
+/// Its clients share one async-io timer (see [`Timer`]): make one runtime and clone it, as
+/// `tether-smol` and `tether-async-std` do; each `new` has a keeper task of its own.
 #[derive(Clone)]
 pub struct AsyncIoRuntime {
     spawner: Spawner,
+    keeper: Arc<Keeper>,
 }
 
 impl std::fmt::Debug for AsyncIoRuntime {
@@ -29,21 +33,14 @@ impl std::fmt::Debug for AsyncIoRuntime {
 impl AsyncIoRuntime {
     /// A runtime that spawns with `spawner`.
     pub fn new(spawner: Spawner) -> Self {
-        Self { spawner }
+        Self { keeper: Keeper::new(spawner.clone()), spawner }
     }
 }
 
-/// async-io's timer, as a re-armable future.
-#[derive(Debug)]
-pub struct Timer(async_io::Timer);
-
-impl Future for Timer {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
+/// A client's timer on this runtime: a deadline held by the runtime's keeper, which keeps a single
+/// async-io timer armed at the earliest deadline of all its clients (arming an async-io timer notifies
+/// its reactor, a syscall and a thread wake-up).
+pub use crate::keeper::Timer;
 
 // The futures must not borrow `self` (they outlive the call), so they are `async move` blocks rather
 // than `async fn`.
@@ -57,11 +54,11 @@ impl Runtime for AsyncIoRuntime {
     }
 
     fn timer(&self, deadline: Instant) -> Timer {
-        Timer(async_io::Timer::at(deadline))
+        Timer::new(self.keeper.clone(), deadline)
     }
 
     fn reset_timer(timer: &mut Timer, deadline: Instant) {
-        timer.0.set_at(deadline);
+        timer.reset(deadline);
     }
 
     fn resolve(&self, host: String, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static {

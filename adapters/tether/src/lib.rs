@@ -28,6 +28,8 @@ mod client;
 mod connect;
 mod driver;
 mod events;
+#[cfg(feature = "async-io")]
+mod keeper;
 mod redact;
 mod runtime;
 mod tls;
