@@ -22,9 +22,13 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Awaits `timer`, returning when it fired.
+/// Awaits `timer` (at most 10 s, on async-io's own timer), returning when it fired.
 async fn fired(timer: impl Future<Output = ()>) -> Instant {
-    timer.await;
+    let limit = async {
+        smol::Timer::after(ms(10_000)).await;
+        panic!("a timer did not fire within 10 s");
+    };
+    futures::future::select(std::pin::pin!(timer), std::pin::pin!(limit)).await;
     Instant::now()
 }
 

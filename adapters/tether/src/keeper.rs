@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -26,8 +27,8 @@ pub(crate) struct Keeper {
 
 #[derive(Default)]
 struct State {
-    /// Pending deadlines, earliest first, each with the waker of the timer that set it.
-    entries: BTreeMap<Key, Waker>,
+    /// Pending deadlines, earliest first, each with the waker of the timer that set it and its flag.
+    entries: BTreeMap<Key, (Waker, Arc<AtomicBool>)>,
     next_id: u64,
     /// When the keeper's own timer fires; `None`: not armed.
     armed: Option<Instant>,
@@ -55,6 +56,11 @@ pub struct Timer {
     keeper: Arc<Keeper>,
     deadline: Instant,
     key: Option<Key>,
+    /// Set by the keeper when it fires this timer's deadline: polls that change nothing (the driver
+    /// polls its timer every round) need no lock.
+    fired: Arc<AtomicBool>,
+    /// The waker registered with the keeper.
+    waker: Option<Waker>,
 }
 
 impl std::fmt::Debug for Timer {
@@ -65,7 +71,7 @@ impl std::fmt::Debug for Timer {
 
 impl Timer {
     pub(crate) fn new(keeper: Arc<Keeper>, deadline: Instant) -> Self {
-        Self { keeper, deadline, key: None }
+        Self { keeper, deadline, key: None, fired: Arc::new(AtomicBool::new(false)), waker: None }
     }
 
     /// Moves the deadline; it is registered again on the next poll.
@@ -73,6 +79,7 @@ impl Timer {
         if let Some(k) = self.key.take() {
             self.keeper.lock().entries.remove(&k);
         }
+        self.fired.store(false, Ordering::Release);
         self.deadline = deadline;
     }
 }
@@ -90,6 +97,15 @@ impl Future for Timer {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if this.key.is_some() {
+            if this.fired.load(Ordering::Acquire) {
+                this.key = None;
+                return Poll::Ready(());
+            }
+            if this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+        }
         let keeper = this.keeper.clone();
         let mut st = keeper.lock();
         if let Some(k) = this.key {
@@ -99,10 +115,9 @@ impl Future for Timer {
                     this.key = None;
                     return Poll::Ready(());
                 }
-                Some(w) => {
-                    if !w.will_wake(cx.waker()) {
-                        *w = cx.waker().clone();
-                    }
+                Some((w, _)) => {
+                    *w = cx.waker().clone();
+                    this.waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
             }
@@ -112,8 +127,10 @@ impl Future for Timer {
         }
         let key = (this.deadline, st.next_id);
         st.next_id += 1;
-        st.entries.insert(key, cx.waker().clone());
+        this.fired.store(false, Ordering::Release);
+        st.entries.insert(key, (cx.waker().clone(), this.fired.clone()));
         this.key = Some(key);
+        this.waker = Some(cx.waker().clone());
         // The keeper fires by the armed instant; if that is later than this deadline (or nothing is
         // armed), it must re-arm now.
         if st.armed.is_some_and(|a| a <= this.deadline) {
@@ -150,7 +167,9 @@ impl Future for KeeperTask {
                 if entry.key().0 > now {
                     break;
                 }
-                entry.remove().wake();
+                let (waker, fired) = entry.remove();
+                fired.store(true, Ordering::Release);
+                waker.wake();
             }
             if !st.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
                 st.task = Some(cx.waker().clone());
