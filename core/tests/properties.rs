@@ -303,6 +303,19 @@ fn finish(r: &mut Run) {
     }
 }
 
+/// The same operations on two sessions of one configuration, the second one set up by `setup`.
+fn twins(p: &Params, ops: &[Op], setup: impl FnOnce(&mut Run)) -> (Run, Run) {
+    let t0 = Instant::now();
+    let mut a = Run::new(config(p), t0);
+    let mut b = Run::new(config(p), t0);
+    setup(&mut b);
+    for op in ops {
+        a.apply(op);
+        b.apply(op);
+    }
+    (a, b)
+}
+
 proptest! {
     // 256 cases by default; set PROPTEST_CASES for a longer run.
 
@@ -344,13 +357,7 @@ proptest! {
 
     #[test]
     fn same_seed_same_trace(p in params(), ops in prop::collection::vec(op(), 0..150)) {
-        let t0 = Instant::now();
-        let mut a = Run::new(config(&p), t0);
-        let mut b = Run::new(config(&p), t0);
-        for op in &ops {
-            a.apply(op);
-            b.apply(op);
-        }
+        let (a, b) = twins(&p, &ops, |_| {});
         prop_assert_eq!(a.trace, b.trace);
         prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
     }
@@ -358,15 +365,8 @@ proptest! {
     /// Drivers skip the clock read on `send` when `send_uses_clock` is false: that must change nothing.
     #[test]
     fn clockless_sends_change_nothing(p in params(), ops in prop::collection::vec(op(), 0..150)) {
-        let t0 = Instant::now();
-        let mut a = Run::new(config(&p), t0);
-        let mut b = Run::new(config(&p), t0);
-        b.clockless_sends = true;
+        let (a, b) = twins(&p, &ops, |b| b.clockless_sends = true);
         prop_assert_eq!(b.s.send_uses_clock(), p.ttl.is_some());
-        for op in &ops {
-            a.apply(op);
-            b.apply(op);
-        }
         prop_assert_eq!(a.trace, b.trace);
         prop_assert_eq!(a.s.stats(a.now), b.s.stats(b.now));
     }
@@ -374,15 +374,10 @@ proptest! {
     /// Taking events and actions in batches (any batch size) gives the same ones in the same order.
     #[test]
     fn drained_events_and_actions_match_polled_ones(p in params(), ops in prop::collection::vec(op(), 0..150), max in 1usize..5) {
-        let t0 = Instant::now();
-        let mut a = Run::new(config(&p), t0);
-        let mut b = Run::new(config(&p), t0);
-        b.event_batch = Some(if max == 4 { usize::MAX } else { max });
-        b.action_batch = Some(if max == 1 { usize::MAX } else { max });
-        for op in &ops {
-            a.apply(op);
-            b.apply(op);
-        }
+        let (a, b) = twins(&p, &ops, |b| {
+            b.event_batch = Some(if max == 4 { usize::MAX } else { max });
+            b.action_batch = Some(if max == 1 { usize::MAX } else { max });
+        });
         prop_assert_eq!(a.trace, b.trace);
     }
 
