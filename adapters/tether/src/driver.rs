@@ -5,12 +5,12 @@
 //! inbound frames (only when the read side's own waker has fired, and only while the application's
 //! event buffer has room), write the batch of actions taken from the core with `poll_ready`/`start_send`
 //! (feed; an `Open` starts an attempt, polled at once), and flush once when the batch is written (so a
-//! burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle due timers,
-//! take the next batch of actions (up to `ACTION_BATCH`, in one `drain_actions` call) and hand the
-//! events to the application (a buffer swap when it has taken everything). The timer is re-armed only
-//! when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work per wake-up is
-//! bounded; when the bound is hit the task yields instead of starving its neighbours. When a transport
-//! opens, the driver yields once so the application sees `Connected` first.
+//! burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle
+//! due timers, take the next batch of actions (up to `ACTION_BATCH`, in one `drain_actions` call) and
+//! hand the events to the application (a buffer swap when it has taken everything). The timer is
+//! re-armed only when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work
+//! per wake-up is bounded; when the bound is hit the task yields instead of starving its neighbours.
+//! When a transport opens, the driver yields once so the application sees `Connected` first.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -376,9 +376,10 @@ impl<R: Runtime> Future for Driver<R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // The task's waker does not change within a poll: the read side's copy is registered once.
+        this.read_wake.task.register(cx.waker());
         for _ in 0..MAX_ROUNDS {
             this.shared.register_driver(cx.waker());
-            this.read_wake.task.register(cx.waker());
             let mut progress = this.poll_opening(cx);
             // A transport that opened this round: `Connected` goes to the application first (below);
             // the read side, marked ready, is tried when the driver comes back.

@@ -106,8 +106,7 @@ impl Future for Timer {
                 return Poll::Pending;
             }
         }
-        let keeper = this.keeper.clone();
-        let mut st = keeper.lock();
+        let mut st = this.keeper.lock();
         if let Some(k) = this.key {
             match st.entries.get_mut(&k) {
                 // Fired: the keeper removed it before waking us.
@@ -139,6 +138,7 @@ impl Future for Timer {
         if !st.spawned {
             st.spawned = true;
             drop(st);
+            let keeper = this.keeper.clone();
             (keeper.spawner)(Box::pin(KeeperTask { keeper: keeper.clone(), timer: async_io::Timer::never() }));
         } else if let Some(task) = st.task.take() {
             drop(st);
