@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tether_core::{Action, Config, Event, Message, Session, TransportError, TransportEvent, TransportId};
+use tether_core::{Action, Config, ConnectInfo, Event, Message, Session, TransportError, TransportEvent, TransportId};
 
 fn connected(now: Instant) -> (Session, TransportId) {
     let mut s = Session::new(Config::default(), now).expect("default config is valid");
     s.connect(now).expect("idle session connects");
     let Some(Action::Open { transport, .. }) = s.poll_action() else { panic!("expected Open") };
-    s.handle_transport(now, transport, TransportEvent::Opened { handshake: Duration::from_millis(1) });
+    s.handle_transport(now, transport, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(1))));
     while s.poll_event().is_some() {}
     (s, transport)
 }
@@ -47,7 +47,7 @@ fn reconnect_cycle(c: &mut Criterion) {
             s.handle_timeout(now);
             let Some(Action::Open { transport, .. }) = s.poll_action() else { panic!("expected Open") };
             t = transport;
-            s.handle_transport(now, t, TransportEvent::Opened { handshake: Duration::from_millis(1) });
+            s.handle_transport(now, t, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(1))));
             while let Some(e) = s.poll_event() {
                 black_box(e);
             }

@@ -196,10 +196,10 @@ impl Printer {
                 self.pending_loss = Some((from == State::Connected, cause));
             }
             Event::Connected { .. } if self.json => self.connected_once = true,
-            Event::Connected { handshake, reconnect, .. } => {
+            Event::Connected { info, reconnect, .. } => {
                 self.connected_once = true;
                 let what = if reconnect { "reconnected to" } else { "connected to" };
-                self.console.err(format_args!("{what} {} (handshake {})", self.url, fmt_duration(handshake)));
+                self.console.err(format_args!("{what} {} (handshake {})", self.url, fmt_duration(info.handshake)));
             }
             Event::RetryScheduled { attempt, delay, .. } => {
                 let requeued = std::mem::take(&mut self.requeued);
@@ -250,11 +250,12 @@ impl Printer {
                 .str("to", state_name(*to))
                 .str("cause", &cause.to_string())
                 .finish(),
-            Event::Connected { transport, attempt, handshake, reconnect } => Obj::event("connected", t)
+            Event::Connected { transport, attempt, reconnect, info } => Obj::event("connected", t)
                 .int("transport", transport.0)
                 .int("attempt", u64::from(*attempt))
-                .num("handshake_ms", handshake.as_secs_f64() * 1e3)
+                .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
                 .bool("reconnect", *reconnect)
+                .opt_str("subprotocol", info.subprotocol.as_deref())
                 .finish(),
             Event::Disconnected { cause, next_attempt_at } => Obj::event("disconnected", t)
                 .str("cause", &cause.to_string())

@@ -116,14 +116,14 @@ async fn watch_events(shared: Arc<Shared>, client: Client, mut events: tether_to
                 requeued_now += 1;
                 shared.rec().requeued += 1;
             }
-            Event::Connected { handshake, reconnect, attempt, .. } => {
+            Event::Connected { info, reconnect, attempt, .. } => {
                 // Outcomes not yet seen here: what was waiting when the connection opened.
                 let accepted = client.stats().messages_accepted;
                 let mut r = shared.rec();
                 let queued = accepted.saturating_sub(r.outcomes.len() as u64);
                 r.connected = true;
                 let line = if !reconnect {
-                    format!("connected (handshake {})", fmt_duration(handshake))
+                    format!("connected (handshake {})", fmt_duration(info.handshake))
                 } else if r.restart_lost_at.is_some() && r.restart_back_at.is_none() {
                     r.restart_back_at = Some(now);
                     let outage = now - r.restart_lost_at.unwrap_or(now);

@@ -94,6 +94,14 @@ impl Obj {
         }
     }
 
+    /// An optional string field: the string or `null`.
+    pub(crate) fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self.null(k),
+        }
+    }
+
     /// The finished object, without a newline.
     pub(crate) fn finish(&mut self) -> String {
         let mut s = std::mem::take(&mut self.buf);

@@ -133,7 +133,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     d.s.connect(d.now)?;
     d.drain();
     let t = d.transport.expect("open requested");
-    d.s.handle_transport(d.now, t, TransportEvent::Opened { handshake: Duration::from_millis(4) });
+    d.s.handle_transport(d.now, t, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(4))));
     d.drain();
     for i in 1..=3 {
         d.s.send(d.now, Message::text(format!("msg {i}")))?;
@@ -159,14 +159,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else if d.now < back_at {
             TransportEvent::OpenFailed(OpenError::Http { status: 503, retry_after: parse_retry_after("2") })
         } else {
-            TransportEvent::Opened { handshake: Duration::from_millis(5) }
+            TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(5)))
         }
     };
     d.run_until(t0 + Duration::from_secs(16), &open);
 
     println!("== the link goes half-open (no pongs, nothing received)");
     d.answers_pings = false;
-    let healthy = |_: &Driver| TransportEvent::Opened { handshake: Duration::from_millis(3) };
+    let healthy = |_: &Driver| TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(3)));
     d.run_until(t0 + Duration::from_secs(24), &healthy);
     d.answers_pings = true;
     d.run_until(t0 + Duration::from_secs(40), &healthy);

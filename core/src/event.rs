@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::heartbeat::DeadLink;
-use crate::transport::{CloseFrame, OpenError, TransportError, TransportId};
+use crate::transport::{CloseFrame, ConnectInfo, OpenError, TransportError, TransportId};
 use crate::{Message, MessageId};
 
 /// The lifecycle state of a session.
@@ -221,10 +221,10 @@ pub enum Event {
         transport: TransportId,
         /// Attempt number within the outage (1 = first try).
         attempt: u32,
-        /// Handshake duration.
-        handshake: Duration,
         /// Whether this session had been connected before.
         reconnect: bool,
+        /// What the driver learned while opening it: handshake time, negotiated subprotocol, ...
+        info: ConnectInfo,
     },
     /// An open connection was lost.
     Disconnected {

@@ -32,7 +32,7 @@
 //! // 1. Connect: the session asks for a transport.
 //! s.connect(t0)?;
 //! let Some(Action::Open { transport: t1, attempt: 1 }) = s.poll_action() else { unreachable!() };
-//! s.handle_transport(t0, t1, TransportEvent::Opened { handshake: Duration::from_millis(3) });
+//! s.handle_transport(t0, t1, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(3))));
 //! assert_eq!(s.state(), State::Connected);
 //!
 //! // 2. A message: sent, flushed by the driver, reported as Sent.
@@ -55,7 +55,7 @@
 //! s.handle_timeout(retry_at);
 //! let Some(Action::Open { transport: t2, .. }) = s.poll_action() else { unreachable!() };
 //! assert_ne!(t1, t2);
-//! s.handle_transport(retry_at, t2, TransportEvent::Opened { handshake: Duration::from_millis(2) });
+//! s.handle_transport(retry_at, t2, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(2))));
 //! let Some(Action::Send { transport, id: Some(resent), .. }) = s.poll_action() else { unreachable!() };
 //! assert_eq!((transport, resent), (t2, queued));
 //!
@@ -105,4 +105,6 @@ pub use metrics::{ErrorCounts, Rtt, Stats};
 pub use queue::{InFlightPolicy, Overflow, QueueConfig};
 pub use retry::{RetryPolicy, Verdict};
 pub use session::Session;
-pub use transport::{CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId, parse_retry_after};
+pub use transport::{
+    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, parse_retry_after,
+};

@@ -9,7 +9,7 @@ use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
 use crate::timer::{Timer, TimerTable, after};
 use crate::transport::{
-    CloseFrame, Frame, OpenError, TransportError, TransportEvent, TransportId, close_code_sendable,
+    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, close_code_sendable,
 };
 use crate::{
     Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
@@ -320,7 +320,7 @@ impl Session {
             return;
         }
         match (self.state, event) {
-            (State::Connecting, TransportEvent::Opened { handshake }) => self.on_opened(now, id, handshake),
+            (State::Connecting, TransportEvent::Opened(info)) => self.on_opened(now, id, info),
             (State::Connecting, TransportEvent::OpenFailed(err)) => self.on_open_failed(now, err),
             (State::Connecting, TransportEvent::Closed(_)) => {
                 self.on_open_failed(now, OpenError::Io("connection closed during the handshake".into()))
@@ -407,7 +407,7 @@ impl Session {
         self.transition(State::Connecting, cause);
     }
 
-    fn on_opened(&mut self, now: Instant, transport: TransportId, handshake: Duration) {
+    fn on_opened(&mut self, now: Instant, transport: TransportId, info: ConnectInfo) {
         self.timers.stop(Timer::Connect);
         self.timers.set(Timer::Stable, after(now, self.cfg.backoff.stable_after));
         self.connected_at = Some(now);
@@ -417,11 +417,11 @@ impl Session {
             self.stats.reconnects += 1;
         }
         self.ever_connected = true;
-        self.stats.last_handshake = Some(handshake);
+        self.stats.last_handshake = Some(info.handshake);
         self.preamble_sent = 0;
         self.heartbeat = self.cfg.heartbeat.as_ref().map(|cfg| Heartbeat::start(cfg, now, self.ping_seq));
         self.transition(State::Connected, Cause::Opened);
-        self.events.push_back(Event::Connected { transport, attempt: self.failures + 1, handshake, reconnect });
+        self.events.push_back(Event::Connected { transport, attempt: self.failures + 1, reconnect, info });
         if self.offline {
             // Connected while told the network is down: the hint is stale; check the link.
             self.probe_now(now);

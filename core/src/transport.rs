@@ -102,14 +102,33 @@ impl std::fmt::Display for TransportError {
     }
 }
 
+/// What the driver learned while opening a transport: reported with [`TransportEvent::Opened`] and
+/// handed to the application on [`Event::Connected`](crate::Event::Connected).
+///
+/// The core only carries it; it decides nothing from it but the handshake time it records in
+/// [`Stats::last_handshake`](crate::Stats::last_handshake). More fields will be added as drivers learn
+/// more (build one with [`ConnectInfo::new`], then set the fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// How long opening took in all: name resolution, TCP, TLS and the WebSocket upgrade.
+    pub handshake: Duration,
+    /// The subprotocol the server selected (`Sec-WebSocket-Protocol`), if any.
+    pub subprotocol: Option<String>,
+}
+
+impl ConnectInfo {
+    /// Information about a transport that took `handshake` to open; every other field empty.
+    pub fn new(handshake: Duration) -> Self {
+        Self { handshake, ..Self::default() }
+    }
+}
+
 /// A report about a transport, passed to [`Session::handle_transport`](crate::Session::handle_transport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
-    /// The WebSocket handshake completed.
-    Opened {
-        /// How long the TCP, TLS and HTTP handshakes took together.
-        handshake: Duration,
-    },
+    /// The WebSocket handshake completed; what the driver learned doing it.
+    Opened(ConnectInfo),
     /// The transport could not be opened.
     OpenFailed(OpenError),
     /// A frame arrived.

@@ -49,7 +49,7 @@ fn per_message_path_does_not_allocate() {
         let mut s = Session::new(cfg, now).unwrap();
         s.connect(now).unwrap();
         let Some(Action::Open { transport: t, .. }) = s.poll_action() else { panic!() };
-        s.handle_transport(now, t, TransportEvent::Opened { handshake: Duration::from_millis(1) });
+        s.handle_transport(now, t, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(1))));
         while s.poll_event().is_some() {}
         let payload = Bytes::from_static(&[0u8; 64]);
         run(&mut s, t, now, &payload, 1_000); // warm-up: the deques reach their working size

@@ -15,7 +15,7 @@ fn connect_emits_transitions_with_causes() {
     let ev = h.take_events();
     assert_eq!(ev[0], Event::StateChanged { from: State::Idle, to: State::Connecting, cause: Cause::ConnectRequested });
     assert_eq!(ev[1], Event::StateChanged { from: State::Connecting, to: State::Connected, cause: Cause::Opened });
-    assert_eq!(ev[2], Event::Connected { transport: t, attempt: 1, handshake: ms(5), reconnect: false });
+    assert_eq!(ev[2], Event::Connected { transport: t, attempt: 1, reconnect: false, info: ConnectInfo::new(ms(5)) });
 }
 
 #[test]

@@ -229,7 +229,7 @@ impl Run {
             }
             Op::Opened => {
                 self.open = true;
-                self.s.handle_transport(now, t, TransportEvent::Opened { handshake: Duration::from_millis(3) })
+                self.s.handle_transport(now, t, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(3))))
             }
             Op::OpenFailed(k) => {
                 let e = match k % 4 {

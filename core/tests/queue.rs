@@ -261,7 +261,7 @@ fn stats_count_what_happened() {
     h.remote_close(t, 1001);
     h.step();
     let t = h.expect_open();
-    h.s.handle_transport(h.now, t, TransportEvent::Opened { handshake: ms(9) });
+    h.s.handle_transport(h.now, t, TransportEvent::Opened(ConnectInfo::new(ms(9))));
     h.at(ms(1_000));
     let s = h.s.stats(h.now);
     assert_eq!((s.messages_sent, s.bytes_sent), (1, 5));

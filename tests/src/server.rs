@@ -303,7 +303,15 @@ async fn serve<S>(
                 }
                 Err(r)
             }
-            _ => Ok(resp),
+            _ => {
+                // Like most servers that speak subprotocols: the client's first choice.
+                let mut resp = resp;
+                let first = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+                if let Some(p) = first.and_then(|v| v.split(',').next()).and_then(|p| p.trim().parse().ok()) {
+                    resp.headers_mut().insert("sec-websocket-protocol", p);
+                }
+                Ok(resp)
+            }
         }
     };
     let Ok(mut ws) = async_tungstenite::accept_hdr_async(stream, callback).await else { return };

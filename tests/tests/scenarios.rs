@@ -88,9 +88,14 @@ fn parse_num(data: &[u8]) -> u64 {
 
 async fn a_echo<R: Rt>() {
     let server = TestServer::start(Behavior::Echo);
-    let (client, events) = R::connect(fast(&server.url()).build().unwrap());
+    let (client, events) = R::connect(fast(&server.url()).subprotocol("v2.tether").subprotocol("v1").build().unwrap());
     let mut w = Watch::new(events);
-    w.connected::<R>().await;
+    let Event::Connected { info, .. } =
+        w.until::<R>(secs(10), "connected", |e| matches!(e, Event::Connected { .. })).await
+    else {
+        unreachable!("matched Connected")
+    };
+    assert_eq!(info.subprotocol.as_deref(), Some("v2.tether"), "the server's choice is on Connected");
     let t = client.send("hello").await.unwrap();
     let b = client.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     w.until::<R>(secs(5), "text echo", |e| matches!(e, Event::Message(m) if m.as_text() == Some("hello"))).await;

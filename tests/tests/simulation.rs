@@ -147,7 +147,7 @@ fn detection_bound_minimal() {
     let mut s = Session::new(cfg, t0).expect("valid");
     s.connect(t0).expect("idle");
     let t = s.transport().expect("opening");
-    s.handle_transport(t0, t, TransportEvent::Opened { handshake: ms(1) });
+    s.handle_transport(t0, t, TransportEvent::Opened(ConnectInfo::new(ms(1))));
     s.handle_timeout(t0 + ms(2_000)); // the first probe
     let last_life = t0 + ms(2_100);
     s.handle_transport(last_life, t, TransportEvent::Received(Frame::Message(Message::text("hi"))));

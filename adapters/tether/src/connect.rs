@@ -3,15 +3,15 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
 use async_tungstenite::tungstenite::http::HeaderValue;
-use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_KEY;
+use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
 use rustls_pki_types::ServerName;
-use tether_core::{OpenError, parse_retry_after};
+use tether_core::{ConnectInfo, OpenError, parse_retry_after};
 
 use crate::builder::Inner;
 use crate::runtime::Runtime;
@@ -20,8 +20,8 @@ use crate::tls::MaybeTls;
 /// An open WebSocket on runtime `R`.
 pub(crate) type Ws<R> = WebSocketStream<MaybeTls<<R as Runtime>::Tcp>>;
 
-/// Opens a transport; returns it with the handshake duration.
-pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Result<(Ws<R>, Duration), OpenError> {
+/// Opens a transport; returns it with what was learned opening it.
+pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Result<(Ws<R>, ConnectInfo), OpenError> {
     let started = Instant::now();
     let mut request = cfg.request.clone();
     // RFC 6455, 4.1: the key is a nonce "selected randomly for each connection"; the one the builder's
@@ -66,9 +66,13 @@ pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Re
         }
     };
 
-    let (ws, _response) =
+    let (ws, response) =
         async_tungstenite::client_async_with_config(request, stream, Some(cfg.ws)).await.map_err(classify_ws)?;
-    Ok((ws, started.elapsed()))
+    let mut info = ConnectInfo::new(started.elapsed());
+    // tungstenite has checked that the server chose one of the offered subprotocols.
+    info.subprotocol =
+        response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(|p| p.trim().to_owned());
+    Ok((ws, info))
 }
 
 /// A TLS handshake error: certificate problems will not pass by retrying; others may.

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,7 +26,7 @@ use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf
 use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tether_core::{
-    Action, CloseFrame, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
+    Action, CloseFrame, ConnectInfo, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
     TransportEvent, TransportId,
 };
 use tracing::Instrument;
@@ -64,7 +64,7 @@ impl Wake for ReadWake {
     }
 }
 
-type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, Duration), OpenError>> + Send>>;
+type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, ConnectInfo), OpenError>> + Send>>;
 
 struct Conn<R: Runtime> {
     id: TransportId,
@@ -130,12 +130,12 @@ impl<R: Runtime> Driver<R> {
             Poll::Ready(result) => {
                 self.opening = None;
                 match result {
-                    Ok((ws, handshake)) => {
-                        tracing::info!(transport = %id, handshake_ms = handshake.as_millis() as u64, "connected");
+                    Ok((ws, info)) => {
+                        tracing::info!(transport = %id, handshake_ms = info.handshake.as_millis() as u64, "connected");
                         self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false });
                         // Frames may have arrived with the handshake response.
                         self.read_wake.ready.store(true, Ordering::Release);
-                        self.reports.push((id, TransportEvent::Opened { handshake }));
+                        self.reports.push((id, TransportEvent::Opened(info)));
                     }
                     Err(e) => {
                         tracing::info!(transport = %id, error = %e, "connect failed");

@@ -44,7 +44,7 @@ pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
 pub use tether_core as core;
 pub use tether_core::{
-    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, DeadLink, ErrorCounts, Event,
-    FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId, MessageKind, NetworkHint, OpenError,
-    Outcome, Overflow, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats, TransportError, Verdict,
+    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, DeadLink, ErrorCounts,
+    Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId, MessageKind, NetworkHint,
+    OpenError, Outcome, Overflow, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats, TransportError, Verdict,
 };

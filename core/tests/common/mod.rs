@@ -93,7 +93,7 @@ impl H {
     }
 
     pub fn open(&mut self, t: TransportId) {
-        self.s.handle_transport(self.now, t, TransportEvent::Opened { handshake: ms(5) });
+        self.s.handle_transport(self.now, t, TransportEvent::Opened(ConnectInfo::new(ms(5))));
     }
 
     /// Connect + open; returns the transport id.

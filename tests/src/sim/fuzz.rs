@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tether_core::{
-    Action, BackoffConfig, CloseFrame, CloseMode, Config, Frame, HeartbeatConfig, InFlightPolicy, Jitter, Message,
-    MessageId, MessageKind, NetworkHint, OpenError, Overflow, QueueConfig, RetryPolicy, Session, State, TransportError,
-    TransportEvent, TransportId, Verdict, parse_retry_after,
+    Action, BackoffConfig, CloseFrame, CloseMode, Config, ConnectInfo, Frame, HeartbeatConfig, InFlightPolicy, Jitter,
+    Message, MessageId, MessageKind, NetworkHint, OpenError, Overflow, QueueConfig, RetryPolicy, Session, State,
+    TransportError, TransportEvent, TransportId, Verdict, parse_retry_after,
 };
 
 use super::harness::Harness;
@@ -221,7 +221,7 @@ impl Driver {
                 self.take(a);
             }
             Op::Opened(w, hs) => {
-                self.transport(w, TransportEvent::Opened { handshake: Duration::from_millis(u64::from(hs)) })?
+                self.transport(w, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(u64::from(hs)))))?
             }
             Op::OpenFailed(w, kind, status, retry_after) => {
                 let err = match kind % 7 {
@@ -423,7 +423,7 @@ pub fn config(data: &[u8]) {
             if let Action::Open { transport, .. } = a {
                 let ev = match round % 3 {
                     0 => TransportEvent::OpenFailed(OpenError::Http { status: 503, retry_after: None }),
-                    1 => TransportEvent::Opened { handshake: Duration::from_millis(1) },
+                    1 => TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(1))),
                     _ => TransportEvent::Closed(Err(TransportError::Io("reset".into()))),
                 };
                 s.handle_transport(now, transport, ev);

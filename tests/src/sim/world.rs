@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tether_core::{
-    Action, CloseFrame, CloseMode, Event, Frame, Message, MessageId, NetworkHint, State, TransportError,
+    Action, CloseFrame, CloseMode, ConnectInfo, Event, Frame, Message, MessageId, NetworkHint, State, TransportError,
     TransportEvent, TransportId,
 };
 
@@ -417,7 +417,7 @@ impl World {
                     c.slow = slow;
                 }
                 let handshake = self.rng.ms(1, 300);
-                self.send_to_client(t, TransportEvent::Opened { handshake });
+                self.send_to_client(t, TransportEvent::Opened(ConnectInfo::new(handshake)));
                 if let Some((after, ending)) = ending {
                     self.at(self.h.now + after, Ev::ServerEnd(t, ending));
                 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tether_benches::{BLACKHOLE, CountingAlloc, ECHO, SINK, alloc_calls, median, percentile};
-use tether_core::{Action, Config, Event, Message, Session, TransportEvent};
+use tether_core::{Action, Config, ConnectInfo, Event, Message, Session, TransportEvent};
 
 use crate::rt::{Rt, with_raw};
 use crate::server::Server;
@@ -253,7 +253,7 @@ fn core_rows(p: &Params, rows: &mut Vec<Row>) {
     let mut s = Session::new(Config::default(), now).expect("valid");
     s.connect(now).expect("connect");
     let Some(Action::Open { transport: t, .. }) = s.poll_action() else { panic!("expected Open") };
-    s.handle_transport(now, t, TransportEvent::Opened { handshake: Duration::from_millis(1) });
+    s.handle_transport(now, t, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(1))));
     while s.poll_event().is_some() {}
     let payload = Bytes::from_static(&[7u8; 64]);
     let one = |s: &mut Session| {
