@@ -52,6 +52,11 @@ fn fmt_event(e: &Event, epoch: Instant) -> String {
         Event::Disconnected { cause, next_attempt_at } => {
             format!("Disconnected {{ cause: {cause:?}, next_attempt_at: {:?} }}", next_attempt_at.map(rel))
         }
+        // What the driver learned opening it is not the core's doing: only the handshake time it records.
+        Event::Connected { transport, attempt, reconnect, info } => format!(
+            "Connected {{ transport: {transport:?}, attempt: {attempt}, reconnect: {reconnect}, handshake: {:?} }}",
+            info.handshake
+        ),
         e => format!("{e:?}"),
     }
 }
