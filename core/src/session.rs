@@ -437,6 +437,8 @@ impl Session {
             OpenError::Http { .. } => e.http += 1,
             OpenError::Protocol(_) => e.protocol += 1,
             OpenError::Io(_) => e.io += 1,
+            OpenError::Proxy(_) => e.proxy += 1,
+            OpenError::Timeout { .. } => e.connect_timeout += 1,
         }
         let verdict = self.cfg.retry.classify_open(&err);
         self.lose_transport(now, Cause::OpenFailed(err), verdict, None);
@@ -507,7 +509,8 @@ impl Session {
             (Timer::Connect, State::Connecting) => {
                 self.stats.errors.connect_timeout += 1;
                 let close = (CLOSE_GOING_AWAY, "connect timeout");
-                self.lose_transport(now, Cause::ConnectTimeout, Verdict::Retry, Some(close));
+                let cause = Cause::ConnectTimeout { phase: None, elapsed: self.cfg.connect_timeout };
+                self.lose_transport(now, cause, Verdict::Retry, Some(close));
             }
             (Timer::Close, State::Closing) => {
                 if let Some(transport) = self.transport {

@@ -286,7 +286,9 @@ fn connect_timeout_retries_and_releases_the_transport() {
     assert_eq!(h.s.state(), State::Reconnecting);
     assert!(h.drain().iter().any(|a| matches!(a, Action::Close { transport, .. } if *transport == t)));
     assert_eq!(h.s.stats(h.now).errors.connect_timeout, 1);
-    assert!(h.take_events().iter().any(|e| matches!(e, Event::StateChanged { cause: Cause::ConnectTimeout, .. })));
+    assert!(
+        h.take_events().iter().any(|e| matches!(e, Event::StateChanged { cause: Cause::ConnectTimeout { .. }, .. }))
+    );
 }
 
 #[test]
