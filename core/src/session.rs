@@ -9,7 +9,8 @@ use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
 use crate::timer::{Timer, TimerTable, after};
 use crate::transport::{
-    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, close_code_sendable,
+    CloseFrame, ConnectInfo, ConnectPhase, Frame, OpenError, TransportError, TransportEvent, TransportId,
+    close_code_sendable,
 };
 use crate::{
     Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
@@ -91,6 +92,9 @@ pub struct Session {
     events: VecDeque<Event>,
     stats: Stats,
     last_now: Instant,
+    /// The opening transport's start and the phase its driver last reported: named by a connect
+    /// timeout.
+    opening: (Instant, Option<ConnectPhase>),
 }
 
 impl Session {
@@ -124,6 +128,7 @@ impl Session {
             events: VecDeque::new(),
             stats: Stats::default(),
             last_now: now,
+            opening: (now, None),
         })
     }
 
@@ -320,6 +325,7 @@ impl Session {
             return;
         }
         match (self.state, event) {
+            (State::Connecting, TransportEvent::Progress(phase)) => self.opening.1 = Some(phase),
             (State::Connecting, TransportEvent::Opened(info)) => self.on_opened(now, id, info),
             (State::Connecting, TransportEvent::OpenFailed(err)) => self.on_open_failed(now, err),
             (State::Connecting, TransportEvent::Closed(_)) => {
@@ -402,6 +408,7 @@ impl Session {
         self.transport = Some(transport);
         self.stats.attempts += 1;
         self.timers.set(Timer::Connect, after(now, self.cfg.connect_timeout));
+        self.opening = (now, None);
         let attempt = self.failures + 1;
         self.actions.push_back(Action::Open { transport, attempt });
         self.transition(State::Connecting, cause);
@@ -418,6 +425,7 @@ impl Session {
         }
         self.ever_connected = true;
         self.stats.last_handshake = Some(info.handshake);
+        self.stats.endpoint = Some(info.endpoint);
         self.preamble_sent = 0;
         self.heartbeat = self.cfg.heartbeat.as_ref().map(|cfg| Heartbeat::start(cfg, now, self.ping_seq));
         self.transition(State::Connected, Cause::Opened);
@@ -509,7 +517,8 @@ impl Session {
             (Timer::Connect, State::Connecting) => {
                 self.stats.errors.connect_timeout += 1;
                 let close = (CLOSE_GOING_AWAY, "connect timeout");
-                let cause = Cause::ConnectTimeout { phase: None, elapsed: self.cfg.connect_timeout };
+                let (since, phase) = self.opening;
+                let cause = Cause::ConnectTimeout { phase, elapsed: now.saturating_duration_since(since) };
                 self.lose_transport(now, cause, Verdict::Retry, Some(close));
             }
             (Timer::Close, State::Closing) => {
