@@ -3,5 +3,6 @@
 pub mod background;
 pub mod pki;
 pub mod proxy;
+pub mod real_proxy;
 pub mod server;
 pub mod sim;

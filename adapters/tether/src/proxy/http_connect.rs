@@ -5,7 +5,9 @@
 //! * The request names the server as `host:port` (IPv6 in brackets) in the request line and `Host`,
 //!   with `Proxy-Authorization: Basic` when the proxy URL has credentials.
 //! * A 2xx answer opens the tunnel. 407 is an authentication failure (fatal: the credentials will
-//!   not get better). Any other status is reported with its `Retry-After` for the retry policy.
+//!   not get better), and so is 401, which some proxies (tinyproxy) send for wrong credentials: to a
+//!   `CONNECT` only the proxy answers. Any other status is reported with its `Retry-After` for the
+//!   retry policy.
 //! * The head may end with CRLF CRLF or, from lenient proxies, LF LF; it is at most 16 KiB.
 //! * Nothing may follow a 2xx head before we speak: both the WebSocket upgrade and TLS start with
 //!   the client, so bytes past the head mean the proxy is not a CONNECT tunnel. They are counted
@@ -84,11 +86,13 @@ impl HttpConnect {
         let (status, retry_after) = parse_head(&self.head)?;
         match status {
             200..=299 => Ok(Some(extra)),
-            407 => Err(ProxyError::Auth(if self.sent_credentials {
-                "the proxy refused the credentials (HTTP 407)".into()
+            401 | 407 => Err(ProxyError::Auth(if self.sent_credentials {
+                format!("the proxy refused the credentials (HTTP {status})")
             } else {
-                "the proxy requires credentials (HTTP 407); put them in the proxy URL: http://user:password@host:port"
-                    .into()
+                format!(
+                    "the proxy requires credentials (HTTP {status}); put them in the proxy URL: \
+                     http://user:password@host:port"
+                )
             })),
             status => Err(ProxyError::Http { status, retry_after }),
         }
@@ -186,6 +190,10 @@ mod tests {
         let mut c = HttpConnect::new("h", 1, Some(&creds()));
         let e = c.handle_input(b"HTTP/1.1 407 Nope\r\n\r\n");
         assert!(matches!(&e, Err(ProxyError::Auth(m)) if m.contains("refused the credentials")), "{e:?}");
+        // tinyproxy's answer to wrong credentials.
+        let mut c = HttpConnect::new("h", 1, Some(&creds()));
+        let e = c.handle_input(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n");
+        assert!(matches!(&e, Err(ProxyError::Auth(m)) if m.contains("HTTP 401")), "{e:?}");
         let mut c = HttpConnect::new("h", 1, None);
         let e = c.handle_input(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(e, Err(ProxyError::Http { status: 503, retry_after: Some(Duration::from_secs(7)) }));
