@@ -107,5 +107,5 @@ pub use retry::{RetryPolicy, Verdict};
 pub use session::Session;
 pub use transport::{
     CloseFrame, ConnectInfo, ConnectPhase, Frame, OpenError, ProxyError, TransportError, TransportEvent, TransportId,
-    parse_retry_after,
+    Violation, parse_retry_after,
 };

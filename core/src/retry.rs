@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::transport::{OpenError, ProxyError, TransportError};
+use crate::transport::{OpenError, ProxyError, TransportError, Violation};
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,8 +30,10 @@ pub enum Verdict {
 /// | close 1000, 1001, 1005, 1006, 1011, 1012, 1014, 3000–4999 | retry |
 /// | close 1013 (try again later) | retry after at least [`try_again_later`](Self::try_again_later) |
 /// | close 1002, 1003, 1007, 1008, 1009, 1010, 1015 | fatal: the server refuses what we send |
-/// | DNS, TCP, TLS I/O, timeouts (overall or per phase), protocol errors | retry |
+/// | DNS, TCP, TLS I/O, timeouts (overall or per phase), handshake protocol errors | retry |
 /// | certificate rejected | fatal: it will not fix itself |
+/// | I/O errors on an open connection (reset, EOF) | retry |
+/// | a protocol violation by the server, detected by the client ([`Violation`]) | retry: the client closes with 1002, 1007 or 1009 first; a server bug is often transient (a bad deploy, one corrupt message) and the backoff keeps the retries slow. Override with [`RetryPolicy::violation`] |
 /// | proxy unreachable (refused, reset, no route) or speaking the wrong protocol | retry |
 /// | proxy authentication: HTTP 407, SOCKS5 username/password refused, no common method | fatal: fix the proxy credentials |
 /// | proxy `CONNECT` answered 408, 429, 5xx (502/503/504: it could not reach the server) | retry; `Retry-After` honoured |
@@ -50,6 +52,7 @@ pub struct RetryPolicy {
     http_overrides: Vec<(u16, Verdict)>,
     close_overrides: Vec<(u16, Verdict)>,
     proxy_overrides: Vec<(u16, Verdict)>,
+    violation_overrides: Vec<(Violation, Verdict)>,
 }
 
 impl Default for RetryPolicy {
@@ -60,6 +63,7 @@ impl Default for RetryPolicy {
             http_overrides: Vec::new(),
             close_overrides: Vec::new(),
             proxy_overrides: Vec::new(),
+            violation_overrides: Vec::new(),
         }
     }
 }
@@ -85,6 +89,15 @@ impl RetryPolicy {
     pub fn proxy_http(mut self, status: u16, verdict: Verdict) -> Self {
         self.proxy_overrides.retain(|(s, _)| *s != status);
         self.proxy_overrides.push((status, verdict));
+        self
+    }
+
+    /// Overrides the verdict for a kind of protocol violation by the server (a later override of the same
+    /// kind wins), e.g. `Fatal` for [`Violation::InvalidUtf8`] when a server that sends bad text will not
+    /// get better by reconnecting.
+    pub fn violation(mut self, kind: Violation, verdict: Verdict) -> Self {
+        self.violation_overrides.retain(|(k, _)| *k != kind);
+        self.violation_overrides.push((kind, verdict));
         self
     }
 
@@ -151,9 +164,14 @@ impl RetryPolicy {
     }
 
     /// The verdict for an open transport lost without a close frame.
-    pub fn classify_transport(&self, _err: &TransportError) -> Verdict {
-        // A reset or a protocol error on an established connection is exactly what reconnection is for.
-        Verdict::Retry
+    pub fn classify_transport(&self, err: &TransportError) -> Verdict {
+        match err {
+            // A reset on an established connection is exactly what reconnection is for.
+            TransportError::Io(_) => Verdict::Retry,
+            TransportError::Violation { kind, .. } => {
+                self.violation_overrides.iter().find(|(k, _)| k == kind).map_or(Verdict::Retry, |(_, v)| self.cap(*v))
+            }
+        }
     }
 
     fn cap(&self, v: Verdict) -> Verdict {
@@ -218,6 +236,14 @@ mod tests {
         assert_eq!(p.classify_open(&OpenError::Tcp("refused".into())), Verdict::Retry);
         assert_eq!(p.classify_open(&OpenError::TlsCertificate("unknown issuer".into())), Verdict::Fatal);
         assert_eq!(p.classify_transport(&TransportError::Io("reset".into())), Verdict::Retry);
+        let utf8 = TransportError::Violation { kind: Violation::InvalidUtf8, detail: "bad text".into() };
+        assert_eq!(p.classify_transport(&utf8), Verdict::Retry);
+        let p = p.violation(Violation::InvalidUtf8, Verdict::Fatal);
+        assert_eq!(p.classify_transport(&utf8), Verdict::Fatal);
+        let big = TransportError::Violation { kind: Violation::TooBig, detail: "64 MiB".into() };
+        assert_eq!(p.classify_transport(&big), Verdict::Retry);
+        let p = p.violation(Violation::InvalidUtf8, Verdict::Retry);
+        assert_eq!(p.classify_transport(&utf8), Verdict::Retry);
         let timeout = OpenError::Timeout { phase: crate::ConnectPhase::Tls, after: Duration::from_secs(1) };
         assert_eq!(p.classify_open(&timeout), Verdict::Retry);
     }
