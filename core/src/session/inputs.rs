@@ -77,6 +77,11 @@ impl Session {
             return;
         }
         match (self.state(), event) {
+            (State::Connecting, TransportEvent::Progress(p)) => {
+                if let Stage::Connecting { phase, .. } = &mut self.stage {
+                    *phase = Some(p);
+                }
+            }
             (State::Connecting, TransportEvent::Opened(info)) => self.on_opened(now, id, info),
             (State::Connecting, TransportEvent::OpenFailed(err)) => self.on_open_failed(now, err),
             (State::Connecting, TransportEvent::Closed(_)) => {
@@ -125,7 +130,13 @@ impl Session {
         match (timer, self.state()) {
             (Timer::Connect, State::Connecting) => {
                 self.report.stats.errors.connect_timeout += 1;
-                self.lose(now, Cause::ConnectTimeout, Verdict::Retry, Release::Abort);
+                let cause = match &self.stage {
+                    Stage::Connecting { since, phase, .. } => {
+                        Cause::ConnectTimeout { phase: *phase, elapsed: now.saturating_duration_since(*since) }
+                    }
+                    _ => Cause::ConnectTimeout { phase: None, elapsed: self.cfg.connect_timeout },
+                };
+                self.lose(now, cause, Verdict::Retry, Release::Abort);
             }
             (Timer::Close, State::Closing) => {
                 if let Some(transport) = self.stage.transport() {
@@ -162,7 +173,7 @@ impl Session {
         self.timers.set(Timer::Connect, after(now, self.cfg.connect_timeout));
         let attempt = self.outage.failures + 1;
         self.actions.push_back(Action::Open { transport, attempt });
-        self.enter(from, Stage::Connecting { transport }, cause);
+        self.enter(from, Stage::Connecting { transport, since: now, phase: None }, cause);
     }
 
     fn on_opened(&mut self, now: Instant, transport: TransportId, info: ConnectInfo) {
@@ -176,6 +187,7 @@ impl Session {
         }
         self.ever_connected = true;
         stats.last_handshake = Some(info.handshake);
+        stats.endpoint = Some(info.endpoint);
         let heartbeat = self.cfg.heartbeat.as_ref().map(|cfg| Heartbeat::start(cfg, now, self.ping_seq));
         let open = Open { transport, since: now, preamble: PreambleProgress::default() };
         self.enter(State::Connecting, Stage::Connected { open, heartbeat }, Cause::Opened);
@@ -196,6 +208,8 @@ impl Session {
             OpenError::Http { .. } => e.http += 1,
             OpenError::Protocol(_) => e.protocol += 1,
             OpenError::Io(_) => e.io += 1,
+            OpenError::Proxy(_) => e.proxy += 1,
+            OpenError::Timeout { .. } => e.connect_timeout += 1,
         }
         let verdict = self.cfg.retry.classify_open(&err);
         self.lose(now, Cause::OpenFailed(err), verdict, Release::Ended);
@@ -339,7 +353,7 @@ impl Session {
         self.timers.stop(Timer::Stable);
         let mut lost = Lost { was_connected: false, was_stable: false };
         match old {
-            Stage::Connecting { transport } => self.release(now, transport, release),
+            Stage::Connecting { transport, .. } => self.release(now, transport, release),
             Stage::Connected { open, heartbeat } => {
                 self.release(now, open.transport, release);
                 // Decided from the clock, not from whether the Stable timer has been handled yet: a

@@ -5,15 +5,18 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::heartbeat::Heartbeat;
-use crate::{State, TransportId};
+use crate::{ConnectPhase, State, TransportId};
 
 /// The lifecycle state and its data. [`State`] is its public, data-free face.
 #[derive(Debug, Clone)]
 pub(super) enum Stage {
     Idle,
-    /// A transport is being opened.
+    /// A transport is being opened, since `since`; `phase`: the last phase its driver reported (named
+    /// by a connect timeout).
     Connecting {
         transport: TransportId,
+        since: Instant,
+        phase: Option<ConnectPhase>,
     },
     /// A transport is open; `heartbeat` is `None` when keepalive is off.
     Connected {
@@ -47,7 +50,7 @@ impl Stage {
     /// The transport in use (opening, open or closing), if any.
     pub(super) fn transport(&self) -> Option<TransportId> {
         match self {
-            Stage::Connecting { transport } => Some(*transport),
+            Stage::Connecting { transport, .. } => Some(*transport),
             Stage::Connected { open, .. } | Stage::Closing { open, .. } => Some(open.transport),
             _ => None,
         }

@@ -240,7 +240,11 @@ impl Harness {
 
     /// `handle_transport`.
     pub fn transport(&mut self, id: TransportId, ev: TransportEvent) -> Result<Vec<Action>, Violation> {
-        self.log(|| format!("net    {id} {ev:?}"));
+        self.log(|| match &ev {
+            // Only the handshake time of what the driver learned is the core's business (see fmt_event).
+            TransportEvent::Opened(info) => format!("net    {id} Opened(handshake {:?})", info.handshake),
+            ev => format!("net    {id} {ev:?}"),
+        });
         self.chk.before_input(&self.s, self.now, false);
         self.chk.on_transport_input(id, &ev);
         self.s.handle_transport(self.now, id, ev);
