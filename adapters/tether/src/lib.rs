@@ -15,6 +15,10 @@
 //! * [`Client::send`] returns the message id as soon as the message is queued; its [`Outcome`] arrives as
 //!   an event (or through a [`Receipt`]).
 //!
+//! What may grow without breaking you: the core's rules apply (see [`tether_core`], "What you can rely
+//! on as the API grows"); here [`BuildError`] and [`ConnectError`] are `#[non_exhaustive]`, and
+//! [`ClientConfig`] is opaque (made only by [`ClientBuilder::build`], whose methods are the settings).
+//!
 //! Logging goes through `tracing`: a span per client (URL with query values redacted) and per attempt;
 //! header values that may hold secrets are never logged.
 
@@ -35,10 +39,9 @@ mod runtime;
 mod tls;
 
 pub use builder::{BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook};
-pub use client::{Client, Receipt, SendMessage, connect};
+pub use client::{Client, ConnectError, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use runtime::Runtime;
-pub use tls::MaybeTls;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
