@@ -8,6 +8,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+// The real proxies of the proxy tests (tinyproxy), shared with tests/ by path: std only, and the CLI keeps
+// no dependency on the tether-tests crate.
+#[allow(dead_code)]
+#[path = "../../tests/src/real_proxy.rs"]
+mod real_proxy;
+
 /// Generous bounds: these tests must not flake on a loaded 2-core machine.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const DEMO_LIMIT: Duration = Duration::from_secs(120);
@@ -300,11 +306,11 @@ fn demo_completes_with_lost_zero() {
 }
 
 /// A real tinyproxy, or `None` when it cannot run here (then the test is skipped, and fails on CI).
-fn tinyproxy(test: &str, auth: bool) -> Option<tether_tests::real_proxy::RealProxy> {
-    match tether_tests::real_proxy::RealProxy::tinyproxy(auth) {
+fn tinyproxy(test: &str, auth: bool) -> Option<real_proxy::RealProxy> {
+    match real_proxy::RealProxy::tinyproxy(auth) {
         Ok(p) => Some(p),
         Err(why) => {
-            tether_tests::real_proxy::skip_or_fail(test, &why);
+            real_proxy::skip_or_fail(test, &why);
             None
         }
     }
@@ -339,7 +345,7 @@ fn echo_through_a_connect_proxy_from_http_proxy() {
     let err = echo_two_lines(Proc::spawn(cmd));
     let shown = format!("via http://{}", proxy.addr());
     assert!(err.iter().any(|l| l.contains(&shown)), "{err:?}");
-    assert!(!err.iter().any(|l| l.contains(tether_tests::real_proxy::HTTP_PASSWORD)), "{err:?}");
+    assert!(!err.iter().any(|l| l.contains(real_proxy::HTTP_PASSWORD)), "{err:?}");
     // no_proxy wins over http_proxy; --no-proxy ignores both.
     let mut cmd = tether();
     cmd.env("http_proxy", proxy.url()).env("no_proxy", "127.0.0.1").args(["connect", &url]);
@@ -354,7 +360,7 @@ fn echo_through_a_connect_proxy_from_http_proxy() {
 fn wrong_proxy_password_exits_3_with_one_line() {
     let Some(proxy) = tinyproxy("wrong_proxy_password_exits_3_with_one_line", true) else { return };
     let (_server, url) = serve(&[]);
-    let bad = proxy.url_with(tether_tests::real_proxy::HTTP_USER, "not-the-pw");
+    let bad = proxy.url_with(real_proxy::HTTP_USER, "not-the-pw");
     let mut c = connect(&["--proxy", &bad, &url]);
     c.close_stdin();
     let (code, _, err) = c.finish(RUN_LIMIT);

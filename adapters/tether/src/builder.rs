@@ -54,6 +54,7 @@ enum ProxySetting {
 
 /// Why a client could not be built. Each variant says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No URL was given.
     #[error("no URL given; call ClientBuilder::url(\"wss://...\")")]
@@ -665,7 +666,7 @@ mod tests {
     #[test]
     fn write_buffer_fits_the_largest_queued_message() {
         // Autobahn 9.1.6 / 9.2.6: a 16 MiB echo died with "Write buffer is full" under the old 16 MiB cap.
-        let queue = QueueConfig { max_bytes: 64 << 20, ..QueueConfig::default() };
+        let queue = QueueConfig::default().max_bytes(64 << 20);
         let c = ClientBuilder::new("ws://x/").queue(queue).build().unwrap();
         assert!(c.inner.ws.max_write_buffer_size > (64 << 20) + (64 << 10) + MAX_FRAME_HEADER);
     }

@@ -14,6 +14,7 @@ use tether_core::{
 
 use super::harness::Harness;
 use super::invariants::Violation;
+use super::spec::backoff_bounds;
 
 /// Most actions drained after one input; the `Drain` op drains more.
 const DRAIN_CAP: usize = 16;
@@ -57,36 +58,40 @@ impl Params {
         let mut retry = RetryPolicy::default();
         retry.try_again_later = ms(self.try_again_later_ms);
         retry.max_server_delay = ms(self.max_server_delay_ms);
-        Config {
-            connect_timeout: ms(self.connect_timeout_ms),
-            close_timeout: ms(self.close_timeout_ms),
-            backoff: BackoffConfig {
-                base,
-                factor: 1.0 + f64::from(self.factor_quarters % 16) / 4.0,
-                max_delay: base + Duration::from_millis(u64::from(self.extra_max_delay_ms)),
-                jitter: [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
-                max_attempts: self.max_attempts.map(|n| u32::from(n).max(1)),
-                give_up_after: self.give_up_after_ms.map(ms),
-                stable_after: ms(self.stable_after_ms),
-                immediate_first_retry: self.immediate_first_retry,
-            },
-            heartbeat: self.heartbeat.map(|(interval, pong, misses, idle, late)| HeartbeatConfig {
-                interval: ms(interval),
-                pong_timeout: ms(pong),
-                tolerated_misses: u32::from(misses % 4),
-                receive_idle: idle.map(ms),
-                late_tolerance: Duration::from_millis(u64::from(late)),
-            }),
-            queue: QueueConfig {
-                max_messages: usize::from(self.max_messages).max(1),
-                max_bytes: usize::from(self.max_bytes).max(1),
-                overflow: if self.drop_oldest { Overflow::DropOldest } else { Overflow::Reject },
-                ttl: self.ttl_ms.map(ms),
-                in_flight: if self.requeue { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon },
-            },
-            retry,
-            seed: self.seed,
-        }
+        Config::default()
+            .connect_timeout(ms(self.connect_timeout_ms))
+            .close_timeout(ms(self.close_timeout_ms))
+            .backoff(
+                BackoffConfig::default()
+                    .base(base)
+                    .factor(1.0 + f64::from(self.factor_quarters % 16) / 4.0)
+                    .max_delay(base + Duration::from_millis(u64::from(self.extra_max_delay_ms)))
+                    .jitter(
+                        [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
+                    )
+                    .max_attempts(self.max_attempts.map(|n| u32::from(n).max(1)))
+                    .give_up_after(self.give_up_after_ms.map(ms))
+                    .stable_after(ms(self.stable_after_ms))
+                    .immediate_first_retry(self.immediate_first_retry),
+            )
+            .heartbeat(self.heartbeat.map(|(interval, pong, misses, idle, late)| {
+                HeartbeatConfig::default()
+                    .interval(ms(interval))
+                    .pong_timeout(ms(pong))
+                    .tolerated_misses(u32::from(misses % 4))
+                    .receive_idle(idle.map(ms))
+                    .late_tolerance(Duration::from_millis(u64::from(late)))
+            }))
+            .queue(
+                QueueConfig::default()
+                    .max_messages(usize::from(self.max_messages).max(1))
+                    .max_bytes(usize::from(self.max_bytes).max(1))
+                    .overflow(if self.drop_oldest { Overflow::DropOldest } else { Overflow::Reject })
+                    .ttl(self.ttl_ms.map(ms))
+                    .in_flight(if self.requeue { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon }),
+            )
+            .retry(retry)
+            .seed(self.seed)
     }
 }
 
@@ -399,36 +404,40 @@ impl RawConfig {
         let mut retry = RetryPolicy::default();
         retry.try_again_later = d[9];
         retry.max_server_delay = d[10];
-        Config {
-            connect_timeout: d[0],
-            close_timeout: d[1],
-            backoff: BackoffConfig {
-                base: d[2],
-                factor: self.factor,
-                max_delay: d[3],
-                jitter: [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
-                max_attempts: self.max_attempts,
-                give_up_after: self.options[0].then_some(d[4]),
-                stable_after: d[5],
-                immediate_first_retry: self.options[1],
-            },
-            heartbeat: self.options[2].then(|| HeartbeatConfig {
-                interval: d[6],
-                pong_timeout: d[7],
-                tolerated_misses: self.misses,
-                receive_idle: self.options[3].then_some(d[8]),
-                late_tolerance: d[4],
-            }),
-            queue: QueueConfig {
-                max_messages: self.max_messages,
-                max_bytes: self.max_bytes,
-                overflow: if self.flags[0] { Overflow::DropOldest } else { Overflow::Reject },
-                ttl: self.options[4].then_some(d[8]),
-                in_flight: if self.flags[1] { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon },
-            },
-            retry,
-            seed: self.seed,
-        }
+        Config::default()
+            .connect_timeout(d[0])
+            .close_timeout(d[1])
+            .backoff(
+                BackoffConfig::default()
+                    .base(d[2])
+                    .factor(self.factor)
+                    .max_delay(d[3])
+                    .jitter(
+                        [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
+                    )
+                    .max_attempts(self.max_attempts)
+                    .give_up_after(self.options[0].then_some(d[4]))
+                    .stable_after(d[5])
+                    .immediate_first_retry(self.options[1]),
+            )
+            .heartbeat(self.options[2].then(|| {
+                HeartbeatConfig::default()
+                    .interval(d[6])
+                    .pong_timeout(d[7])
+                    .tolerated_misses(self.misses)
+                    .receive_idle(self.options[3].then_some(d[8]))
+                    .late_tolerance(d[4])
+            }))
+            .queue(
+                QueueConfig::default()
+                    .max_messages(self.max_messages)
+                    .max_bytes(self.max_bytes)
+                    .overflow(if self.flags[0] { Overflow::DropOldest } else { Overflow::Reject })
+                    .ttl(self.options[4].then_some(d[8]))
+                    .in_flight(if self.flags[1] { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon }),
+            )
+            .retry(retry)
+            .seed(self.seed)
     }
 }
 
@@ -441,7 +450,7 @@ pub fn config(data: &[u8]) {
     let b = &cfg.backoff;
     if valid {
         for n in [1, 2, 3, 10, 64, u32::MAX] {
-            let (lo, hi) = b.bounds(n);
+            let (lo, hi) = backoff_bounds(b, n).expect("every jitter mode the fuzzer draws is in spec");
             assert!(lo <= hi, "bounds({n}) = [{lo:?}, {hi:?}]");
             assert!(b.exponential(n) <= b.max_delay, "exponential({n}) above max_delay");
         }
@@ -518,11 +527,13 @@ pub fn parsers(data: &[u8]) {
         }
         Verdict::Retry => panic!("HTTP {status} with Retry-After ignored it"),
         Verdict::Fatal => assert!(!matches!(status, 408 | 429 | 500..=599), "HTTP {status} fatal"),
+        other => panic!("HTTP {status}: verdict {other:?} unknown to this target"),
     }
     match p.classify_close(Some(code)) {
         Verdict::RetryAfter(d) => assert!(code == 1013 && d <= p.max_server_delay),
         Verdict::Fatal => assert!(matches!(code, 1002 | 1003 | 1007..=1010 | 1015), "close {code} fatal"),
         Verdict::Retry => assert!(!matches!(code, 1002 | 1003 | 1007..=1010 | 1013 | 1015), "close {code} retried"),
+        other => panic!("close {code}: verdict {other:?} unknown to this target"),
     }
 }
 
