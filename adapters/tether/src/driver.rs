@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
