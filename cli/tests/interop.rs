@@ -8,7 +8,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
 #[path = "../../tests/tests/common/peers.rs"]
 mod peers;
 use peers::{Kind, Peer, enabled};
