@@ -75,6 +75,11 @@ fn fuzz_corpus_parsers() {
     replay_corpus("parsers", fuzz::parsers);
 }
 
+#[test]
+fn fuzz_corpus_proxy_handshakes() {
+    replay_corpus("proxy_handshakes", fuzz::proxy_handshakes);
+}
+
 /// Inputs on which a fuzz target once failed. Those that failed because of the simulator are fixed and
 /// must pass; core bugs not yet fixed are in `fuzz/regressions/<target>/core-bug-*` and replayed by the
 /// ignored tests below.

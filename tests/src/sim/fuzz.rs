@@ -536,3 +536,71 @@ pub fn parsers(data: &[u8]) {
         other => panic!("close {code}: verdict {other:?} unknown to this target"),
     }
 }
+
+/// The proxy handshakes (`tether::proxy::{HttpConnect, Socks5}`), proxy URLs and `no_proxy` on
+/// untrusted bytes. The first byte picks the handshake and its settings, the second the chunk size;
+/// the rest is the proxy's answer. Invariants: no panic; the verdict does not depend on the chunking;
+/// SOCKS5 never asks for more than a message can hold, and says nothing more once it has failed; a
+/// parsed proxy URL never shows its password.
+pub fn proxy_handshakes(data: &[u8]) {
+    use tether::proxy::{Credentials, HttpConnect, ProxyEnv, ProxyUrl, Socks5, SocksTarget};
+    let [mode, chunk, rest @ ..] = data else { return };
+    let chunk = usize::from(*chunk).max(1);
+    let creds = (mode & 1 == 1).then(|| Credentials::new("user", "fuzz-s3cret"));
+    if mode & 2 == 0 {
+        let whole = HttpConnect::new("h.example", 443, creds.as_ref()).handle_input(rest);
+        let mut c = HttpConnect::new("h.example", 443, creds.as_ref());
+        let mut chunked = Ok(None);
+        let mut fed = 0;
+        for part in rest.chunks(chunk) {
+            chunked = c.handle_input(part);
+            fed += part.len();
+            match &chunked {
+                Ok(None) => {}
+                Ok(Some(extra)) => {
+                    chunked = Ok(Some(extra + rest.len() - fed));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert_eq!(whole.is_ok(), chunked.is_ok(), "HTTP verdict depends on chunking: {whole:?} vs {chunked:?}");
+        if let (Ok(a), Ok(b)) = (&whole, &chunked) {
+            assert_eq!(a, b, "extra bytes depend on chunking");
+        }
+    } else {
+        let target = if mode & 4 == 0 {
+            SocksTarget::Addr(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
+        } else {
+            SocksTarget::Domain("h.example".into(), 443)
+        };
+        let Ok(mut whole) = Socks5::new(target.clone(), creds.clone()) else { panic!("valid SOCKS5 settings refused") };
+        let a = whole.handle_input(rest);
+        let Ok(mut s) = Socks5::new(target, creds) else { panic!("valid SOCKS5 settings refused") };
+        let mut b = Ok(false);
+        for part in rest.chunks(chunk) {
+            assert!(s.wants() <= 257, "SOCKS5 wants {} bytes", s.wants());
+            let _ = s.take_output();
+            b = s.handle_input(part);
+            if b.is_err() {
+                assert_eq!(s.wants(), 0, "a failed handshake asks for more");
+                assert!(s.take_output().is_empty(), "a failed handshake has more to say");
+                break;
+            }
+        }
+        assert_eq!(a.is_ok(), b.is_ok(), "SOCKS5 verdict depends on chunking: {a:?} vs {b:?}");
+    }
+    let text = String::from_utf8_lossy(rest);
+    if let Ok(p) = ProxyUrl::parse(&text) {
+        let shown = format!("{p} {p:?}");
+        assert!(!shown.contains('@'), "a proxy URL shows its user-info: {shown}");
+    }
+    let np = text.clone().into_owned();
+    let env = ProxyEnv::with_lookup(move |k| match k {
+        "http_proxy" => Some("http://proxy.example:3128".into()),
+        "no_proxy" => Some(np.clone()),
+        _ => None,
+    });
+    let _ = env.proxy_for(mode & 8 == 0, "h.example", 80);
+    let _ = env.proxy_for(false, "10.1.2.3", u16::from(data[1]));
+}
