@@ -168,7 +168,14 @@ fn json_output_parses() {
     assert!(events.iter().all(|v| v.is_object() && v["t"].is_number() && !kind(v).is_empty()), "{out:?}");
     let echo = events.iter().find(|v| kind(v) == "message").expect("the echo");
     assert_eq!(echo["data"], "a \"quoted\" line\\ with\ttab");
-    assert!(events.iter().any(|v| kind(v) == "connected" && v["reconnect"] == false));
+    let connected = events.iter().find(|v| kind(v) == "connected").expect("connected");
+    assert_eq!(connected["reconnect"], false);
+    assert_eq!((connected["endpoint"].as_u64(), connected["url"].as_str()), (Some(0), Some(url.as_str())));
+    for key in ["handshake_ms", "tcp_ms", "websocket_ms"] {
+        assert!(connected[key].is_number(), "{key} in {connected}");
+    }
+    let line = out.iter().find(|l| l.contains("\"event\":\"connected\"")).expect("the connected line");
+    assert_eq!(line.matches("\"handshake_ms\"").count(), 1, "one key per name: {line}");
     assert!(events.iter().any(|v| kind(v) == "outcome" && v["outcome"] == "sent"));
     let last = events.last().expect("events");
     assert_eq!((kind(last).as_str(), last["code"].as_u64()), ("exit", Some(0)));
