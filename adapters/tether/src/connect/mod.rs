@@ -28,7 +28,8 @@ use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOC
 use rustls_pki_types::ServerName;
 use tether_core::{ConnectInfo, ConnectPhase, OpenError, ProxyError};
 
-use crate::builder::{Endpoint, HttpRequest, Inner};
+use crate::builder::{HttpRequest, Inner};
+use crate::endpoint::Endpoint;
 use crate::proxy::{ProxyKind, ProxyUrl, SocksTarget, tunnel};
 use crate::runtime::Runtime;
 use crate::tls::MaybeTls;
