@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
@@ -509,12 +510,18 @@ fn to_ws(message: Message) -> WsMessage {
 }
 
 fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
-    let violation = |kind, e: WsError| TransportError::Violation { kind, detail: e.to_string() };
+    let violation = |kind, detail: String| Err(TransportError::Violation { kind, detail });
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
-        e @ WsError::Utf8(_) => Err(violation(Violation::InvalidUtf8, e)),
-        e @ WsError::Capacity(_) => Err(violation(Violation::TooBig, e)),
-        e @ WsError::Protocol(_) => Err(violation(Violation::Protocol, e)),
+        // The peer vanished (a crash, a reset): a lost connection, not a breach of the protocol.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            Err(TransportError::Io("connection reset without a closing handshake".into()))
+        }
+        // The details without tungstenite's "WebSocket protocol error: " prefix: `TransportError`'s
+        // message already says what kind of error it is.
+        WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
+        e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
+        WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
         other => Err(classify_write_error(other)),
     }
 }
@@ -524,5 +531,27 @@ fn classify_write_error(e: WsError) -> TransportError {
         WsError::Io(e) => TransportError::Io(e.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
         other => TransportError::Io(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_say_what_happened_once() {
+        let reset = classify_read_error(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake));
+        let Err(e) = reset else { panic!("a reset is an error") };
+        assert_eq!(e, TransportError::Io("connection reset without a closing handshake".into()));
+        assert_eq!(e.to_string(), "connection I/O error: connection reset without a closing handshake");
+
+        let Err(e) = classify_read_error(WsError::Protocol(ProtocolError::NonZeroReservedBits)) else {
+            panic!("a protocol error is an error")
+        };
+        let text = e.to_string();
+        assert!(matches!(e, TransportError::Violation { kind: Violation::Protocol, .. }), "{e:?}");
+        assert_eq!(text.matches("protocol").count(), 2, "{text}"); // "broke the WebSocket protocol (protocol error)"
+        assert!(!text.contains("WebSocket protocol error"), "{text}");
+        assert_eq!(classify_read_error(WsError::ConnectionClosed), Ok(None));
     }
 }
