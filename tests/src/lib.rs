@@ -5,3 +5,4 @@ pub mod pki;
 pub mod proxy;
 pub mod server;
 pub mod sim;
+pub mod vnet;

@@ -224,13 +224,18 @@ impl ClientBuilder {
         self
     }
 
-    /// The whole core configuration at once (replaces the settings above).
+    /// The whole core configuration at once (replaces the settings above), its seed included: a
+    /// non-zero `config.seed` is used as if given to [`seed`](Self::seed). A seed of 0 (the value of
+    /// `Config::default()`) draws one per client, as without this call, so that clients configured
+    /// from one default `Config` do not all retry in step; call [`seed`](Self::seed) to force 0.
     pub fn core_config(mut self, config: Config) -> Self {
+        self.seed = (config.seed != 0).then_some(config.seed);
         self.core = config;
         self
     }
 
-    /// Jitter seed. Default: drawn from the OS's hasher seed, different for every client.
+    /// Jitter seed. Default: drawn from the OS's hasher seed, different for every client (see also
+    /// [`core_config`](Self::core_config)).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -321,7 +326,24 @@ impl ClientBuilder {
                 return Err(BuildError::InvalidUrl { url: crate::redact::url(&url), reason: "no host".into() });
             }
         };
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let port = match uri.authority().and_then(|a| port_of(a.as_str())) {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => {
+                    return Err(BuildError::InvalidUrl {
+                        url: crate::redact::url(&url),
+                        reason: format!("invalid port {p:?}; use a number from 1 to 65535"),
+                    });
+                }
+            },
+        };
 
         let mut request = uri
             .clone()
@@ -417,6 +439,19 @@ impl Default for ClientBuilder {
 /// The largest WebSocket frame header: 2 bytes, 8 of extended length, 4 of mask.
 const MAX_FRAME_HEADER: usize = 14;
 
+/// The port of an authority (`[user@]host[:port]`) as written, if one is written. The URI parser's own
+/// port is `None` for a port that does not fit a `u16` as well as for no port, and the client would then
+/// dial the default port: a port given must be checked as written.
+fn port_of(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    // An IPv6 literal holds colons of its own: the port follows its closing bracket.
+    let after_host = match host_port.rfind(']') {
+        Some(i) => &host_port[i + 1..],
+        None => host_port,
+    };
+    after_host.rsplit_once(':').map(|(_, port)| port)
+}
+
 /// RFC 7230 `tchar`.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -496,6 +531,39 @@ mod tests {
             b("wss://x/").add_root_certificates_pem(b"garbage").build(),
             Err(BuildError::InvalidCertificate(_))
         ));
+    }
+
+    #[test]
+    fn invalid_port_is_a_build_error() {
+        // Issue 11, defect 3: these used to build and dial port 80 forever.
+        for url in
+            ["ws://127.0.0.1:99999/", "ws://127.0.0.1:65536/", "ws://127.0.0.1:abc/", "wss://h:0/", "ws://[::1]:70000/"]
+        {
+            match ClientBuilder::new(url).build() {
+                Err(BuildError::InvalidUrl { reason, .. }) => assert!(reason.contains("port"), "{url}: {reason}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(ClientBuilder::new("ws://h:65535/").build().unwrap().inner.port, 65535);
+        assert_eq!(ClientBuilder::new("wss://h/").build().unwrap().inner.port, 443);
+        assert_eq!(ClientBuilder::new("ws://u@[::1]:8080/").build().unwrap().inner.port, 8080);
+        assert_eq!(ClientBuilder::new("ws://[::1]/").build().unwrap().inner.port, 80);
+    }
+
+    #[test]
+    fn core_config_keeps_its_seed() {
+        // Issue 11, defect 9: `build` replaced a seeded core config's seed with a random one.
+        let seeded = Config { seed: 42, ..Config::default() };
+        assert_eq!(ClientBuilder::new("ws://x/").core_config(seeded.clone()).build().unwrap().core().seed, 42);
+        // An explicit `seed` wins, whichever comes first.
+        let b = ClientBuilder::new("ws://x/").core_config(seeded.clone()).seed(7);
+        assert_eq!(b.build().unwrap().core().seed, 7);
+        let b = ClientBuilder::new("ws://x/").seed(7).core_config(seeded);
+        assert_eq!(b.build().unwrap().core().seed, 42);
+        // The default config's 0 still draws a seed per client.
+        let a = ClientBuilder::new("ws://x/").core_config(Config::default()).build().unwrap();
+        let b = ClientBuilder::new("ws://x/").core_config(Config::default()).build().unwrap();
+        assert_ne!(a.core().seed, b.core().seed);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 use crate::driver::Driver;
 use crate::events::{EventQueue, Events};
+use crate::runtime::Clock;
+use crate::waiters::{Slot, Waiters};
 use crate::{ClientConfig, Runtime};
 
 /// State shared by the client handles, the event stream and the driver task.
@@ -27,7 +29,9 @@ pub(crate) struct Shared {
     /// The driver has been woken and not yet started its next round: no need to wake it again.
     notified: AtomicBool,
     /// Tasks waiting for queue room or for the end of the session.
-    waiters: Mutex<Vec<Waker>>,
+    waiters: Waiters,
+    /// The runtime's clock.
+    clock: Box<dyn Clock>,
     pub(crate) events: EventQueue,
     receipts: Mutex<HashMap<MessageId, oneshot::Sender<Outcome>>>,
     receipts_pending: AtomicUsize,
@@ -38,10 +42,6 @@ impl Shared {
     pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
         // The session's methods never leave it inconsistent on a panic elsewhere: keep going.
         self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn waiters(&self) -> MutexGuard<'_, Vec<Waker>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn receipts(&self) -> MutexGuard<'_, HashMap<MessageId, oneshot::Sender<Outcome>>> {
@@ -63,10 +63,12 @@ impl Shared {
     }
 
     pub(crate) fn wake_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.waiters());
-        for w in waiters {
-            w.wake();
-        }
+        self.waiters.wake_all();
+    }
+
+    /// The runtime's current time.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     pub(crate) fn wants_receipts(&self) -> bool {
@@ -100,15 +102,15 @@ const SEND_BURST: usize = crate::driver::ACTION_BATCH;
 
 /// The `now` for a send: the clock only when the session uses it (message expiry), since a clock read
 /// is a measurable share of a send's cost; otherwise the session's latest time, which changes nothing.
-fn send_time(s: &Session) -> Instant {
-    if s.send_uses_clock() { Instant::now() } else { s.latest_now() }
+fn send_time(shared: &Shared, s: &Session) -> Instant {
+    if s.send_uses_clock() { shared.now() } else { s.latest_now() }
 }
 
 /// Starts a client on runtime `rt`: spawns its driver task and returns the handle and the event stream.
 ///
 /// The client starts connecting at once; messages sent before the connection is up are queued.
 pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
-    let now = Instant::now();
+    let now = rt.now();
     let inner = config.inner;
     let mut session = match Session::new(inner.core.clone(), now) {
         Ok(s) => s,
@@ -123,7 +125,8 @@ pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
         session: Mutex::new(session),
         driver: AtomicWaker::new(),
         notified: AtomicBool::new(false),
-        waiters: Mutex::new(Vec::new()),
+        waiters: Waiters::default(),
+        clock: Box::new(rt.clone()),
         events: EventQueue::new(inner.event_capacity),
         receipts: Mutex::new(HashMap::new()),
         receipts_pending: AtomicUsize::new(0),
@@ -143,7 +146,7 @@ impl Drop for HandleGuard {
     fn drop(&mut self) {
         let mut s = self.0.session();
         if !matches!(s.state(), State::Closing | State::Closed | State::Failed) {
-            let _ = s.close(Instant::now(), 1000, "client dropped", CloseMode::Drain);
+            let _ = s.close(self.0.now(), 1000, "client dropped", CloseMode::Drain);
         }
         drop(s);
         self.0.wake_driver();
@@ -170,6 +173,8 @@ pub struct SendMessage<'a> {
     client: &'a Client,
     slot: Option<Message>,
     yielded: bool,
+    /// Where it waits for room in the queue; freed when it completes or is dropped.
+    wait: Slot<'a>,
 }
 
 impl std::fmt::Debug for SendMessage<'_> {
@@ -183,7 +188,7 @@ impl Future for SendMessage<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.client.poll_send(cx, &mut this.slot, &mut this.yielded, false).map(|r| r.map(|(id, _)| id))
+        this.client.poll_send(cx, &mut this.slot, &mut this.yielded, &mut this.wait, false).map(|r| r.map(|(id, _)| id))
     }
 }
 
@@ -219,21 +224,22 @@ impl Client {
     ///
     /// Cancel-safe: if the returned future is dropped before it completes, the message was not queued.
     pub fn send(&self, message: impl Into<Message>) -> SendMessage<'_> {
-        SendMessage { client: self, slot: Some(message.into()), yielded: false }
+        SendMessage { client: self, slot: Some(message.into()), yielded: false, wait: Slot::new(&self.shared.waiters) }
     }
 
     /// Like [`send`](Self::send), and also returns a [`Receipt`] that resolves to the outcome.
     pub async fn send_with_receipt(&self, message: impl Into<Message>) -> Result<Receipt, SendError> {
         let mut slot = Some(message.into());
         let mut yielded = false;
-        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, &mut yielded, true)).await?;
+        let mut wait = Slot::new(&self.shared.waiters);
+        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, &mut yielded, &mut wait, true)).await?;
         Ok(Receipt { id, rx: rx.unwrap_or_else(|| oneshot::channel().1) })
     }
 
     /// Queues a message without waiting; a full queue hands it back at once in [`SendError::Full`].
     pub fn try_send(&self, message: impl Into<Message>) -> Result<MessageId, SendError> {
         let mut s = self.shared.session();
-        let now = send_time(&s);
+        let now = send_time(&self.shared, &s);
         let r = s.send(now, message.into());
         drop(s);
         if r.is_ok() {
@@ -248,6 +254,7 @@ impl Client {
         cx: &mut Context<'_>,
         slot: &mut Option<Message>,
         yielded: &mut bool,
+        wait: &mut Slot<'_>,
         receipt: bool,
     ) -> Poll<Result<Accepted, SendError>> {
         let mut s = self.shared.session();
@@ -269,9 +276,10 @@ impl Client {
         let Some(message) = slot.take() else {
             unreachable!("a send future is not polled after it completed");
         };
-        let now = send_time(&s);
+        let now = send_time(&self.shared, &s);
         match s.send(now, message) {
             Ok(id) => {
+                wait.release();
                 // Registered under the session lock, before the driver can see the outcome.
                 let rx = receipt.then(|| {
                     let (tx, rx) = oneshot::channel();
@@ -285,11 +293,14 @@ impl Client {
             }
             Err(SendError::Full(message)) => {
                 // Registered under the session lock, so the room cannot appear unnoticed.
-                self.shared.waiters().push(cx.waker().clone());
+                wait.register(cx);
                 *slot = Some(message);
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(e)),
+            Err(e) => {
+                wait.release();
+                Poll::Ready(Err(e))
+            }
         }
     }
 
@@ -301,7 +312,8 @@ impl Client {
 
     /// Closes with an explicit [`CloseMode`]; returns when the session is closed.
     pub async fn close_with(&self, code: u16, reason: &str, mode: CloseMode) -> Result<(), CommandError> {
-        self.shared.session().close(Instant::now(), code, reason, mode)?;
+        let now = self.shared.now();
+        self.shared.session().close(now, code, reason, mode)?;
         self.shared.wake_driver();
         self.finished().await;
         Ok(())
@@ -309,11 +321,13 @@ impl Client {
 
     /// Waits until the client has closed or failed for good.
     pub async fn finished(&self) {
+        // Dropped with the future: a `select!` loop over `finished()` leaves no waker behind.
+        let mut wait = Slot::new(&self.shared.waiters);
         poll_fn(|cx| {
             if self.shared.finished.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            self.shared.waiters().push(cx.waker().clone());
+            wait.register(cx);
             if self.shared.finished.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
         })
         .await
@@ -326,7 +340,8 @@ impl Client {
 
     /// Passes a network hint from the platform (online, offline, resumed from sleep).
     pub fn network_hint(&self, hint: NetworkHint) {
-        self.shared.session().handle_network(Instant::now(), hint);
+        let now = self.shared.now();
+        self.shared.session().handle_network(now, hint);
         self.shared.wake_driver();
     }
 
@@ -337,6 +352,7 @@ impl Client {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.session().stats(Instant::now())
+        let now = self.shared.now();
+        self.shared.session().stats(now)
     }
 }

@@ -2,11 +2,11 @@
 //! of every failure into the core's [`OpenError`].
 
 use std::io;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, PoisonError};
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
 use async_tungstenite::tungstenite::http::HeaderValue;
 use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
@@ -15,14 +15,23 @@ use tether_core::{ConnectInfo, OpenError, parse_retry_after};
 
 use crate::builder::Inner;
 use crate::runtime::Runtime;
+use crate::stream::{Head, HeadRecord, Tcp};
 use crate::tls::MaybeTls;
 
 /// An open WebSocket on runtime `R`.
-pub(crate) type Ws<R> = WebSocketStream<MaybeTls<<R as Runtime>::Tcp>>;
+pub(crate) type Ws<R> = WebSocketStream<Head<MaybeTls<Tcp<R>>>>;
+
+/// The TCP stream under a WebSocket.
+pub(crate) fn tcp_of<R: Runtime>(ws: &mut Ws<R>) -> &mut Tcp<R> {
+    match ws.get_mut().get_mut() {
+        MaybeTls::Plain(tcp) => tcp,
+        MaybeTls::Tls(tls) => tls.get_mut().0,
+    }
+}
 
 /// Opens a transport; returns it with what was learned opening it.
 pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Result<(Ws<R>, ConnectInfo), OpenError> {
-    let started = Instant::now();
+    let started = rt.now();
     let mut request = cfg.request.clone();
     // RFC 6455, 4.1: the key is a nonce "selected randomly for each connection"; the one the builder's
     // request was made with must not be sent twice.
@@ -51,7 +60,8 @@ pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Re
         }
     }
     let tcp = match (tcp, last_err) {
-        (Some(tcp), _) => tcp,
+        // Reset if this attempt is dropped before it opens (the connect timeout).
+        (Some(tcp), _) => Tcp::<R>::armed(tcp),
         (None, Some(e)) => return Err(OpenError::Tcp(e.to_string())),
         (None, None) => return Err(OpenError::Dns(format!("{} resolved to no address", cfg.host))),
     };
@@ -66,9 +76,15 @@ pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Re
         }
     };
 
-    let (ws, response) =
-        async_tungstenite::client_async_with_config(request, stream, Some(cfg.ws)).await.map_err(classify_ws)?;
-    let mut info = ConnectInfo::new(started.elapsed());
+    let record = HeadRecord::default();
+    let stream = Head::recording(stream, record.clone());
+    let (mut ws, response) = match async_tungstenite::client_async_with_config(request, stream, Some(cfg.ws)).await {
+        Ok(r) => r,
+        Err(e) => return Err(classify_handshake(e, &record)),
+    };
+    ws.get_mut().stop();
+    tcp_of(&mut ws).keep();
+    let mut info = ConnectInfo::new(rt.now().saturating_duration_since(started));
     // tungstenite has checked that the server chose one of the offered subprotocols.
     info.subprotocol =
         response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(|p| p.trim().to_owned());
@@ -86,6 +102,20 @@ fn classify_tls(e: io::Error) -> OpenError {
         )
     });
     if cert { OpenError::TlsCertificate(e.to_string()) } else { OpenError::Tls(e.to_string()) }
+}
+
+/// A handshake error, with the bytes the handshake read: tungstenite refuses a response older than
+/// HTTP/1.1 before it looks at the status, but an `HTTP/1.0 401` from a simple server or proxy is a
+/// rejection like any other, classified by its status (and `Retry-After`).
+fn classify_handshake(e: WsError, head: &HeadRecord) -> OpenError {
+    if let WsError::Protocol(ProtocolError::WrongHttpVersion) = &e
+        && let Some((status, retry_after)) =
+            crate::stream::rejection(&head.lock().unwrap_or_else(PoisonError::into_inner))
+        && status != 101
+    {
+        return OpenError::Http { status, retry_after };
+    }
+    classify_ws(e)
 }
 
 /// A handshake error from the WebSocket library.

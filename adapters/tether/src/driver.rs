@@ -255,14 +255,14 @@ impl<R: Runtime> Driver<R> {
                     let graceful = self.graceful_close == Some(transport);
                     let Some(conn) = self.conn.as_mut().filter(|c| c.id == transport) else { continue };
                     let frame = WsCloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
-                    let queued = Pin::new(&mut conn.ws).start_send(WsMessage::Close(Some(frame))).is_ok();
-                    if graceful && queued {
+                    if graceful && Pin::new(&mut conn.ws).start_send(WsMessage::Close(Some(frame))).is_ok() {
                         // Keep reading until the peer's close frame ends the handshake.
                         conn.need_flush = true;
                     } else {
-                        // The core has moved on (dead link, timeout): one non-blocking attempt to get
-                        // the close frame out, then let go.
-                        let _ = Pin::new(&mut conn.ws).poll_flush(cx);
+                        // The core has moved on (dead link, timeout): reset the connection, so the kernel
+                        // does not deliver its unacknowledged bytes once the path heals, after those of
+                        // the next connection.
+                        connect::tcp_of(&mut conn.ws).abort_on_drop();
                         self.conn = None;
                     }
                 }
@@ -296,7 +296,8 @@ impl<R: Runtime> Driver<R> {
     /// The core phase. Returns (actions taken, next deadline, whether the session is over, the time
     /// it ran at).
     fn run_core(&mut self, cx: &Context<'_>) -> (bool, Option<Instant>, bool, Instant) {
-        let now = Instant::now();
+        // The round's one clock read.
+        let now = self.rt.now();
         let room = self.shared.events.room(cx) > 0;
         let mut s = self.shared.session();
         for (id, ev) in self.reports.drain(..) {

@@ -32,7 +32,9 @@ mod events;
 mod keeper;
 mod redact;
 mod runtime;
+mod stream;
 mod tls;
+mod waiters;
 
 pub use builder::{BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook};
 pub use client::{Client, Receipt, SendMessage, connect};

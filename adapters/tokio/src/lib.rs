@@ -82,6 +82,11 @@ impl Runtime for TokioRuntime {
         let _ = y.as_mut().poll(&mut Context::from_waker(cx.waker()));
     }
 
+    fn now(&self) -> Instant {
+        // tokio's clock, which a test can pause and advance (`tokio::time::pause`).
+        tokio::time::Instant::now().into_std()
+    }
+
     fn timer(&self, deadline: Instant) -> Timer {
         let _enter = self.handle.enter();
         Timer(Box::pin(tokio::time::sleep_until(deadline.into())))
@@ -101,6 +106,11 @@ impl Runtime for TokioRuntime {
             s.set_nodelay(true)?;
             Ok(TokioAdapter::new(s))
         }
+    }
+
+    fn abort_on_drop(tcp: &Self::Tcp) -> io::Result<()> {
+        // Not `set_linger`, deprecated since a non-zero linger blocks the thread on drop; zero does not.
+        tcp.get_ref().set_zero_linger()
     }
 }
 
