@@ -279,3 +279,30 @@ fn demo_completes_with_lost_zero() {
     assert!(out.iter().any(|l| l.contains("the link is declared dead")), "{out:#?}");
     assert!(out.iter().any(|l| l.contains("reconnected on attempt")), "{out:#?}");
 }
+
+#[test]
+fn invalid_port_exits_2() {
+    // Issue 11, defect 3: these used to pass and dial port 80 forever.
+    for url in ["ws://127.0.0.1:99999/", "ws://127.0.0.1:65536/", "ws://127.0.0.1:abc/"] {
+        let mut c = connect(&[url]);
+        c.close_stdin();
+        let (code, out, err) = c.finish(RUN_LIMIT);
+        assert_eq!(code, Some(2), "{url}: {err:?}");
+        assert!(out.is_empty(), "{url}: {out:?}");
+        assert_eq!(err.len(), 1, "{url}: one line expected: {err:?}");
+        assert!(err[0].contains("port"), "{url}: {err:?}");
+    }
+}
+
+#[test]
+fn http10_rejection_401_exits_3() {
+    // Issue 11, defect 4: a rejection in HTTP/1.0 is classified by its status like one in HTTP/1.1.
+    let server = tether_tests::raw::RawServer::start(tether_tests::raw::answer(
+        "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+    ));
+    let mut c = connect(&[&server.url()]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(3), "{err:?}");
+    assert!(err.iter().any(|l| l.contains("HTTP 401") && l.contains("not retried")), "{err:?}");
+}

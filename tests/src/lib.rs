@@ -3,6 +3,7 @@
 pub mod background;
 pub mod pki;
 pub mod proxy;
+pub mod raw;
 pub mod server;
 pub mod sim;
 pub mod vnet;

@@ -141,3 +141,292 @@ fn waker_leak_dropped_finished_and_send_futures_leave_at_most_one_waker() {
     }
     assert!(registered(&arc) <= 1, "{} wakers left by 10 000 dropped send() futures", registered(&arc));
 }
+
+/// Answers the next connection's upgrade request with `response`, byte for byte, then closes.
+fn answer_raw(net: &mut VNet, l: &Listener, response: &'static str) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    net.wait(ms(10), "the raw answer", async {
+        let mut end = l.accept().await;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(end.read(&mut byte).await.unwrap(), 1, "the request ended early");
+            head.push(byte[0]);
+        }
+        end.write_all(response.as_bytes()).await.unwrap();
+    });
+}
+
+#[test]
+fn http10_rejection_401_is_fatal() {
+    use tether::{FailReason, OpenError};
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (_client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    answer_raw(&mut net, &l, "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    let mut seen = Vec::new();
+    let (e, _) = until(&mut net, &mut events, &mut seen, ms(10), "the verdict", |e| matches!(e, Event::Failed(_)));
+    let Event::Failed(FailReason::Fatal(Cause::OpenFailed(OpenError::Http { status, .. }))) = e else {
+        panic!("HTTP/1.0 401 must be fatal like HTTP/1.1 401: {e:?} after {seen:?}");
+    };
+    assert_eq!(status, 401);
+    assert_eq!(l.attempts(), 1);
+}
+
+#[test]
+fn http10_rejection_503_honours_retry_after() {
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (_client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let rejected_at = net.now();
+    answer_raw(&mut net, &l, "HTTP/1.0 503 Service Unavailable\r\nRetry-After: 7\r\n\r\n");
+    let mut seen = Vec::new();
+    let (e, _) =
+        until(&mut net, &mut events, &mut seen, ms(10), "the retry", |e| matches!(e, Event::RetryScheduled { .. }));
+    let Event::RetryScheduled { delay, at, .. } = e else { unreachable!() };
+    // The server's 7 s, not the 100 ms backoff.
+    assert_eq!((delay, at), (Duration::from_secs(7), rejected_at + Duration::from_secs(7)));
+    // The second attempt comes exactly then.
+    net.wait_until(Duration::from_secs(8), "the second attempt", || l.attempts() == 2);
+    assert_eq!(net.now(), rejected_at + Duration::from_secs(7));
+}
+
+#[test]
+fn a_client_whose_driver_task_is_gone_behaves_as_failed() {
+    use tether::{Outcome, SendError, State};
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, driver) = net.connect(builder(&l).build().unwrap());
+    let _server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    // Queued; the driver, woken, has not run yet: `block_on` returns as soon as the send completes.
+    let receipt = net.block_on(client.send_with_receipt("never written")).unwrap();
+    net.kill(driver);
+    assert!(!net.is_alive(driver));
+    // Everything that waits returns, nothing hangs, and the client says it cannot work any more.
+    assert_eq!(net.block_on(receipt), Outcome::Aborted);
+    assert_eq!(net.block_on(events.next()), None);
+    net.block_on(client.finished());
+    assert_eq!(client.state(), State::Failed);
+    assert!(matches!(client.try_send("x"), Err(SendError::Inactive { state: State::Failed, .. })));
+    assert!(matches!(net.block_on(client.send("x")), Err(SendError::Inactive { state: State::Failed, .. })));
+    assert!(matches!(
+        net.block_on(client.send_with_receipt("x")),
+        Err(SendError::Inactive { state: State::Failed, .. })
+    ));
+    net.block_on(client.close(1000, "bye")).unwrap();
+    // No virtual time passed: nothing waited on a timer.
+    assert_eq!(net.elapsed(), Duration::ZERO);
+}
+
+/// Polls `fut` once with a waker that does nothing (the test decides when to poll again).
+fn poll_once<F: std::future::Future + Unpin>(fut: &mut F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::Pin::new(fut).poll(&mut cx)
+}
+
+#[test]
+fn send_pauses_once_every_512_messages_the_driver_has_not_taken() {
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let _server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    // The driver does not run between these polls: a loop of sends that never waits.
+    for i in 0..512 {
+        let mut f = Box::pin(client.send(format!("m{i}")));
+        assert!(poll_once(&mut f).is_ready(), "send {i} paused");
+    }
+    let mut f = Box::pin(client.send("m512"));
+    assert!(poll_once(&mut f).is_pending(), "the 513th send lets the driver run first");
+    assert_eq!(client.stats().queue_len, 512, "and has not queued its message yet");
+    // The driver takes the 512 (one batch) and writes them; the send then completes.
+    net.run();
+    assert_eq!(client.stats().messages_sent, 512);
+    assert!(poll_once(&mut f).is_ready());
+    // A dropped paused send has not queued its message (cancel-safe). 512 waiting again:
+    for i in 513..1024 {
+        client.try_send(format!("m{i}")).unwrap();
+    }
+    let mut f = Box::pin(client.send("dropped"));
+    assert!(poll_once(&mut f).is_pending());
+    drop(f);
+    assert_eq!(client.stats().messages_accepted, 1024);
+}
+
+#[test]
+fn backpressure_when_the_queue_is_full_and_the_server_does_not_read() {
+    use tether::{Outcome, Overflow, QueueConfig, SendError};
+    use tether_tests::vnet::PipeConfig;
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    // Socket buffers of 1 KiB: three 256-byte messages fill them.
+    l.set_pipe(PipeConfig { capacity: 1024 });
+    let queue = QueueConfig { max_messages: 8, overflow: Overflow::Reject, ..QueueConfig::default() };
+    let (client, mut events, _driver) = net.connect(builder(&l).queue(queue).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    let payload = "x".repeat(256);
+    let ids: Vec<_> = (0..8).map(|_| client.try_send(payload.as_str()).unwrap()).collect();
+    assert!(matches!(client.try_send("ninth"), Err(SendError::Full(_))));
+    // The driver writes all 8, but cannot flush them: none is `Sent`, the queue stays full.
+    net.run();
+    let s = client.stats();
+    assert_eq!((s.queue_len, s.queue_in_flight, s.messages_sent), (8, 8, 0));
+    let mut ninth = Box::pin(client.send("ninth"));
+    assert!(poll_once(&mut ninth).is_pending(), "a send waits while the queue is full");
+    net.run();
+    assert!(!seen.iter().any(|e| matches!(e, Event::Outcome { .. })));
+    // The server reads: the flush completes, the 8 are Sent, the queue has room, the send completes.
+    for _ in 0..8 {
+        let m = net.block_on(server.next()).unwrap().unwrap();
+        assert_eq!(m.len(), 256);
+    }
+    let ninth = net.block_on(ninth).unwrap();
+    let m = net.block_on(server.next()).unwrap().unwrap();
+    assert_eq!(m.to_text().unwrap(), "ninth");
+    let mut outcomes = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "the outcomes", |e| {
+        if let Event::Outcome { id, outcome } = e {
+            outcomes.push((*id, *outcome));
+        }
+        outcomes.len() == 9
+    });
+    let expected: Vec<_> = ids.iter().chain([&ninth]).map(|id| (*id, Outcome::Sent)).collect();
+    assert_eq!(outcomes, expected);
+    // The refused `try_send` is told when there is room again.
+    assert_eq!(seen.iter().filter(|e| matches!(e, Event::QueueUnblocked)).count(), 1);
+    assert_eq!(net.elapsed(), Duration::ZERO);
+}
+
+#[test]
+fn a_deadline_moved_later_fires_at_the_later_instant() {
+    // Receive-idle detection only: its deadline moves later with every frame received.
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let hb = HeartbeatConfig {
+        interval: Duration::from_secs(3_600),
+        pong_timeout: Duration::from_secs(3_600),
+        receive_idle: Some(ms(1_000)),
+        ..HeartbeatConfig::default()
+    };
+    let (_client, mut events, _driver) = net.connect(builder(&l).heartbeat(Some(hb)).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    let (_, t0) = until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.advance(ms(600));
+    net.block_on(server.send("alive".into())).unwrap();
+    until(&mut net, &mut events, &mut seen, ms(1), "the message", |e| matches!(e, Event::Message(_)));
+    // Nothing happens at 1 s (the first deadline); the link is declared dead at 1.6 s, exactly.
+    let (e, dead_at) = until(&mut net, &mut events, &mut seen, ms(5_000), "the dead link", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    assert!(matches!(e, Event::Disconnected { cause: Cause::Heartbeat(tether::DeadLink::ReceiveIdle), .. }), "{e:?}");
+    assert_eq!(dead_at - t0, ms(1_600));
+}
+
+#[test]
+fn a_deadline_moved_earlier_fires_at_the_earlier_instant() {
+    // A ping every hour; then a close with a 250 ms close timeout that the server never answers.
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let hb = HeartbeatConfig {
+        interval: Duration::from_secs(3_600),
+        pong_timeout: Duration::from_secs(10),
+        ..HeartbeatConfig::default()
+    };
+    let cfg = builder(&l).heartbeat(Some(hb)).close_timeout(ms(250)).build().unwrap();
+    let (client, mut events, _driver) = net.connect(cfg);
+    let _server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.advance(ms(100));
+    let closing_at = net.now();
+    let closed = net.wait(ms(1_000), "the close", client.close(1000, "bye"));
+    closed.unwrap();
+    let (e, closed_at) =
+        until(&mut net, &mut events, &mut seen, ms(1), "the close event", |e| matches!(e, Event::Closed { .. }));
+    assert_eq!(e, Event::Closed { cause: Cause::CloseTimeout });
+    assert_eq!(closed_at - closing_at, ms(250));
+}
+
+#[test]
+fn a_transport_that_closes_while_writes_are_pending() {
+    use tether::{InFlightPolicy, Outcome, QueueConfig};
+    use tether_tests::vnet::PipeConfig;
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    l.set_pipe(PipeConfig { capacity: 1024 });
+    let queue = QueueConfig { in_flight: InFlightPolicy::Requeue, ..QueueConfig::default() };
+    let (client, mut events, _driver) = net.connect(builder(&l).queue(queue).build().unwrap());
+    let server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    // 8 KiB: the first KiB fills the socket buffer, the rest waits in the driver's write buffer.
+    let handshake = l.link(0).client_written();
+    let big = client.try_send("y".repeat(8 << 10)).unwrap();
+    net.run();
+    assert_eq!(l.link(0).client_written() - handshake, 1024);
+    assert_eq!(client.stats().messages_sent, 0);
+    // The server goes away without reading: the pending write fails.
+    drop(server);
+    let (e, _) =
+        until(&mut net, &mut events, &mut seen, ms(1), "the loss", |e| matches!(e, Event::Disconnected { .. }));
+    assert!(matches!(e, Event::Disconnected { cause: Cause::TransportFailed(_), .. }), "{e:?}");
+    // Never reported sent; requeued (this policy), then written on the next connection.
+    assert!(!seen.iter().any(|e| matches!(e, Event::Outcome { id, .. } if *id == big)));
+    assert!(seen.iter().any(|e| matches!(e, Event::Requeued { id } if *id == big)));
+    let mut server = net.wait(ms(1_000), "the reconnection", async {
+        let end = l.accept().await;
+        accept_ws(end).await
+    });
+    let m = net.block_on(server.next()).unwrap().unwrap();
+    assert_eq!(m.len(), 8 << 10);
+    until(
+        &mut net,
+        &mut events,
+        &mut seen,
+        ms(1),
+        "the outcome",
+        |e| matches!(e, Event::Outcome { id, outcome: Outcome::Sent } if *id == big),
+    );
+}
+
+#[test]
+fn stale_bytes_of_a_dead_link_never_reach_the_server_after_the_next_connection() {
+    // Issue 11, defect 1: the old connection's unacknowledged bytes, retransmitted once the path
+    // heals, must not arrive after the new connection's. Aborting it (RST) discards them.
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let hb = HeartbeatConfig { interval: ms(1_000), pong_timeout: ms(400), ..HeartbeatConfig::default() };
+    let (client, mut events, _driver) = net.connect(builder(&l).heartbeat(Some(hb)).build().unwrap());
+    let mut old = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.block_on(client.send("c1-0")).unwrap();
+    assert_eq!(net.block_on(old.next()).unwrap().unwrap().to_text().unwrap(), "c1-0");
+    // The path breaks; what the client sends now waits in the "kernel", retransmitted in vain.
+    l.link(0).cut();
+    for i in 1..=3 {
+        net.block_on(client.send(format!("c1-{i}"))).unwrap();
+    }
+    net.run();
+    until(&mut net, &mut events, &mut seen, ms(2_000), "the dead link", |e| matches!(e, Event::Disconnected { .. }));
+    // The next connection carries the next messages.
+    let mut new = net.wait(ms(1_000), "the reconnection", async {
+        let end = l.accept().await;
+        accept_ws(end).await
+    });
+    net.block_on(client.send("c2-0")).unwrap();
+    assert_eq!(net.block_on(new.next()).unwrap().unwrap().to_text().unwrap(), "c2-0");
+    // Then the old path heals: nothing of the old connection may arrive any more.
+    l.link(0).heal();
+    let late = net.block_on(old.next());
+    assert!(
+        !matches!(&late, Some(Ok(m)) if m.is_text()),
+        "a message of the dead connection arrived after the new connection's first: {late:?}"
+    );
+}

@@ -82,6 +82,17 @@ impl Shared {
         }
     }
 
+    /// Whether the driver stopped before the session ended (its task was dropped with its runtime):
+    /// nothing will move the session any more, and the client behaves as failed.
+    fn orphaned(&self, s: &Session) -> bool {
+        self.finished.load(Ordering::Acquire) && !matches!(s.state(), State::Closed | State::Failed)
+    }
+
+    /// A send refused because the driver is gone.
+    fn refuse_orphaned(message: Message) -> SendError {
+        SendError::Inactive { message, state: State::Failed }
+    }
+
     pub(crate) fn finish(&self) {
         self.finished.store(true, Ordering::Release);
         self.events.finish();
@@ -155,6 +166,11 @@ impl Drop for HandleGuard {
 
 /// A handle on a resilient WebSocket connection. Cheap to clone, `Send + Sync`; the connection is
 /// closed (draining the queue) when the last handle is dropped.
+///
+/// If the driver task is dropped before the session ends (its runtime shuts down), the client behaves
+/// as failed: [`state`](Self::state) is [`State::Failed`], sends are refused with
+/// [`SendError::Inactive`], [`finished`](Self::finished) and [`close`](Self::close) return at once, the
+/// event stream ends and open [`Receipt`]s resolve as [`Outcome::Aborted`].
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
@@ -239,6 +255,9 @@ impl Client {
     /// Queues a message without waiting; a full queue hands it back at once in [`SendError::Full`].
     pub fn try_send(&self, message: impl Into<Message>) -> Result<MessageId, SendError> {
         let mut s = self.shared.session();
+        if self.shared.orphaned(&s) {
+            return Err(Shared::refuse_orphaned(message.into()));
+        }
         let now = send_time(&self.shared, &s);
         let r = s.send(now, message.into());
         drop(s);
@@ -276,6 +295,10 @@ impl Client {
         let Some(message) = slot.take() else {
             unreachable!("a send future is not polled after it completed");
         };
+        if self.shared.orphaned(&s) {
+            wait.release();
+            return Poll::Ready(Err(Shared::refuse_orphaned(message)));
+        }
         let now = send_time(&self.shared, &s);
         match s.send(now, message) {
             Ok(id) => {
@@ -347,7 +370,8 @@ impl Client {
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.shared.session().state()
+        let s = self.shared.session();
+        if self.shared.orphaned(&s) { State::Failed } else { s.state() }
     }
 
     /// A snapshot of the counters.

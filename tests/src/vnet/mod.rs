@@ -172,6 +172,29 @@ impl VNet {
         self.drive(fut, Some(until), what)
     }
 
+    /// Runs until `cond` holds (checked whenever nothing more can run at the current instant), stepping
+    /// the clock to the earliest deadline in between, for at most `limit` of virtual time. Panics, saying
+    /// `what` did not happen, if it does not hold by then.
+    pub fn wait_until(&mut self, limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+        let until = self.now() + limit;
+        loop {
+            self.run();
+            if cond() {
+                return;
+            }
+            match self.rt.clock.next_deadline() {
+                Some(d) if d <= until => {
+                    self.rt.clock.set(d);
+                }
+                next => panic!(
+                    "{what}: not by {:?} (next deadline {:?})",
+                    until - self.rt.clock.epoch(),
+                    next.map(|d| d - self.rt.clock.epoch())
+                ),
+            }
+        }
+    }
+
     fn drive<T>(&mut self, fut: impl Future<Output = T>, until: Option<Instant>, what: &str) -> T {
         let mut fut = pin!(fut);
         let flag = Arc::new(Flag(AtomicBool::new(true)));
