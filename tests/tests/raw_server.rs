@@ -2,12 +2,11 @@
 //! server sends: handshake rejections in `HTTP/1.0`, and frames that break the protocol. Written once,
 //! run on tokio, smol and async-std. Bounded waits only.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, FailReason, Jitter, OpenError};
-use tether_tests::raw::{self, Answer, RawServer};
+use tether_tests::raw::{self, RawServer};
 
 mod common;
 use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
