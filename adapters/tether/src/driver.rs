@@ -27,7 +27,7 @@ use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tether_core::{
     Action, CloseFrame, ConnectInfo, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
-    TransportEvent, TransportId,
+    TransportEvent, TransportId, Violation,
 };
 use tracing::Instrument;
 
@@ -73,6 +73,9 @@ struct Conn<R: Runtime> {
     fed: Option<MessageId>,
     /// Last message id reported flushed.
     reported: Option<MessageId>,
+    /// Preamble messages (sends without an id) written, and reported flushed.
+    preamble_fed: usize,
+    preamble_reported: usize,
     need_flush: bool,
 }
 
@@ -132,7 +135,15 @@ impl<R: Runtime> Driver<R> {
                 match result {
                     Ok((ws, info)) => {
                         tracing::info!(transport = %id, handshake_ms = info.handshake.as_millis() as u64, "connected");
-                        self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false });
+                        self.conn = Some(Conn {
+                            id,
+                            ws,
+                            fed: None,
+                            reported: None,
+                            preamble_fed: 0,
+                            preamble_reported: 0,
+                            need_flush: false,
+                        });
                         // Frames may have arrived with the handshake response.
                         self.read_wake.ready.store(true, Ordering::Release);
                         self.reports.push((id, TransportEvent::Opened(info)));
@@ -230,9 +241,9 @@ impl<R: Runtime> Driver<R> {
                         }
                         Poll::Ready(Ok(())) => {}
                     }
-                    let (msg, id) = match self.batch.pop_front() {
-                        Some(Action::Send { id, message, .. }) => (to_ws(message), id),
-                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None),
+                    let (msg, id, preamble) = match self.batch.pop_front() {
+                        Some(Action::Send { id, message, .. }) => (to_ws(message), id, id.is_none()),
+                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None, false),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
                     progress = true;
@@ -243,6 +254,19 @@ impl<R: Runtime> Driver<R> {
                     conn.need_flush = true;
                     if id.is_some() {
                         conn.fed = id;
+                    } else if preamble {
+                        conn.preamble_fed += 1;
+                    }
+                }
+                Action::Abort { transport } => {
+                    let transport = *transport;
+                    self.batch.pop_front();
+                    progress = true;
+                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                        self.opening = None;
+                    }
+                    if self.conn.as_ref().is_some_and(|c| c.id == transport) {
+                        self.conn = None;
                     }
                 }
                 Action::Close { transport, code, reason } => {
@@ -277,6 +301,10 @@ impl<R: Runtime> Driver<R> {
             Poll::Pending => false,
             Poll::Ready(Ok(())) => {
                 conn.need_flush = false;
+                if conn.preamble_fed > conn.preamble_reported {
+                    conn.preamble_reported = conn.preamble_fed;
+                    self.reports.push((conn.id, TransportEvent::PreambleFlushed { count: conn.preamble_fed }));
+                }
                 if conn.fed > conn.reported
                     && let Some(through) = conn.fed
                 {
@@ -449,8 +477,12 @@ fn to_ws(message: Message) -> WsMessage {
 }
 
 fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
+    let violation = |kind, e: WsError| TransportError::Violation { kind, detail: e.to_string() };
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
+        e @ WsError::Utf8(_) => Err(violation(Violation::InvalidUtf8, e)),
+        e @ WsError::Capacity(_) => Err(violation(Violation::TooBig, e)),
+        e @ WsError::Protocol(_) => Err(violation(Violation::Protocol, e)),
         other => Err(classify_write_error(other)),
     }
 }
@@ -459,6 +491,6 @@ fn classify_write_error(e: WsError) -> TransportError {
     match e {
         WsError::Io(e) => TransportError::Io(e.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
-        other => TransportError::Protocol(other.to_string()),
+        other => TransportError::Io(other.to_string()),
     }
 }
