@@ -306,3 +306,27 @@ fn http10_rejection_401_exits_3() {
     assert_eq!(code, Some(3), "{err:?}");
     assert!(err.iter().any(|l| l.contains("HTTP 401") && l.contains("not retried")), "{err:?}");
 }
+
+#[test]
+fn violation_invalid_utf8_server_receives_close_1007() {
+    // Issue 11, defect 2: the client fails the connection with a close frame, it does not just drop it.
+    use std::sync::{Arc, Mutex};
+    use tether_tests::raw::{self, Answer, RawServer};
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let a = answers.clone();
+    let server = RawServer::start(move |tcp| {
+        let answer = raw::send_raw_frame(tcp, &raw::text_frame(&[0xff, 0xfe]));
+        a.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
+    });
+    let c = connect(&[&server.url()]);
+    let deadline = Instant::now() + RUN_LIMIT;
+    let first = loop {
+        if let Some(a) = answers.lock().unwrap_or_else(|e| e.into_inner()).first().cloned() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no answer from tether connect");
+        thread::sleep(Duration::from_millis(10));
+    };
+    drop(c);
+    assert!(matches!(first, Answer::Close(1007, _)), "{first:?}");
+}

@@ -430,3 +430,196 @@ fn stale_bytes_of_a_dead_link_never_reach_the_server_after_the_next_connection()
         "a message of the dead connection arrived after the new connection's first: {late:?}"
     );
 }
+
+#[test]
+fn remote_close_then_eof_counts_one_remote_close_and_no_stale_event() {
+    // Issue 11, defect 7: the server's close frame, then the end of the connection. The driver reports
+    // both; the second used to be counted as a stale event.
+    use async_tungstenite::tungstenite::Message as WsMessage;
+    use async_tungstenite::tungstenite::protocol::CloseFrame;
+    use tether::CloseFrame as Frame;
+    use tether_tests::vnet::End;
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    let close = CloseFrame { code: 1001.into(), reason: "going away".into() };
+    net.block_on(server.send(WsMessage::Close(Some(close)))).unwrap();
+    // The client answers the close frame; the server then ends the connection (tungstenite's server
+    // closes TCP once its close handshake is done).
+    let reply = net.block_on(server.next());
+    assert!(matches!(&reply, Some(Ok(WsMessage::Close(Some(c)))) if u16::from(c.code) == 1001), "{reply:?}");
+    assert!(net.block_on(server.next()).is_none());
+    drop(server);
+    let (e, _) = until(&mut net, &mut events, &mut seen, ms(1), "the disconnection", |e| {
+        matches!(e, Event::Disconnected { .. })
+    });
+    let expected = Frame { code: 1001, reason: "going away".into() };
+    assert!(matches!(&e, Event::Disconnected { cause: Cause::RemoteClosed(Some(f)), .. } if *f == expected), "{e:?}");
+    net.run();
+    // The client's end closed normally once the server's had (no reset after a completed handshake).
+    assert_eq!(l.link(0).client_end(), End::Closed);
+    let s = client.stats();
+    assert_eq!((s.errors.remote_close, s.stale_events), (1, 0));
+}
+
+#[test]
+fn a_user_close_completes_the_handshake_and_closes_the_socket_normally() {
+    use async_tungstenite::tungstenite::Message as WsMessage;
+    use tether_tests::vnet::End;
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, driver) = net.connect(builder(&l).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.block_on(client.send("last words")).unwrap();
+    // The server reads the message, then the close frame (tungstenite answers it and ends).
+    net.spawn(async move {
+        while let Some(Ok(m)) = server.next().await {
+            if let WsMessage::Close(c) = m {
+                assert_eq!(c.map(|c| u16::from(c.code)), Some(4000));
+            }
+        }
+    });
+    net.wait(ms(10), "the close", client.close(4000, "done")).unwrap();
+    let (e, _) = until(&mut net, &mut events, &mut seen, ms(1), "closed", |e| matches!(e, Event::Closed { .. }));
+    assert_eq!(e, Event::Closed { cause: Cause::CloseCompleted });
+    net.run();
+    assert!(!net.is_alive(driver));
+    assert_eq!(l.link(0).client_end(), End::Closed);
+    let s = client.stats();
+    assert_eq!((s.messages_sent, s.stale_events), (1, 0));
+    assert_eq!(net.elapsed(), Duration::ZERO);
+}
+
+/// A server that completes the handshake, writes `frame` (raw bytes), then reads until the client's
+/// close frame, which it answers (tungstenite does) before it closes; returns the close code seen.
+fn violation_answer(cfg: ClientBuilder, frame: Vec<u8>) -> (VNet, u16, Vec<Event>, tether::Client) {
+    use async_tungstenite::tungstenite::Message as WsMessage;
+    use futures::AsyncWriteExt;
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, _driver) = net.connect(cfg.url(l.url()).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.block_on(async {
+        server.get_mut().write_all(&frame).await.unwrap();
+    });
+    let code = net.wait(ms(10), "the client's close frame", async {
+        match server.next().await {
+            Some(Ok(WsMessage::Close(Some(c)))) => u16::from(c.code),
+            Some(Ok(m)) => panic!("the server got {m:?}, not a close frame"),
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    });
+    // The server's reply goes out; its side then ends.
+    assert!(net.block_on(server.next()).is_none());
+    drop(server);
+    until(&mut net, &mut events, &mut seen, ms(1), "the loss", |e| matches!(e, Event::Disconnected { .. }));
+    net.run();
+    let end = l.link(0).client_end();
+    assert_eq!(end, tether_tests::vnet::End::Closed, "after the close handshake the socket is closed, not reset");
+    (net, code, seen, client)
+}
+
+#[test]
+fn violation_invalid_utf8_is_answered_with_close_1007() {
+    // Issue 11, defect 2: RFC 6455 7.1.7 and 8.1.
+    let (_net, code, seen, client) = violation_answer(builder_at(), raw_text(&[0xff, 0xfe, 0xfd]));
+    assert_eq!(code, 1007);
+    let lost = seen.iter().find(|e| matches!(e, Event::Disconnected { .. })).unwrap();
+    assert!(
+        matches!(
+            lost,
+            Event::Disconnected {
+                cause: Cause::TransportFailed(tether::TransportError::Violation {
+                    kind: tether::core::Violation::InvalidUtf8,
+                    ..
+                }),
+                next_attempt_at: Some(_)
+            }
+        ),
+        "{lost:?}"
+    );
+    let s = client.stats();
+    assert_eq!((s.errors.protocol, s.stale_events), (1, 0));
+}
+
+#[test]
+fn violation_bad_opcode_reserved_bits_or_masked_frame_is_answered_with_close_1002() {
+    for (what, frame) in [
+        ("a reserved data opcode", raw_frame(0x83, b"x")),
+        ("a reserved control opcode", raw_frame(0x8B, b"")),
+        ("a reserved bit", raw_frame(0xC1, b"x")),
+        ("a masked server frame", vec![0x81, 0x81, 1, 2, 3, 4, b'x' ^ 1]),
+        ("a continuation without a start", raw_frame(0x80, b"x")),
+    ] {
+        let (_net, code, _, client) = violation_answer(builder_at(), frame);
+        assert_eq!(code, 1002, "{what}");
+        assert_eq!(client.stats().stale_events, 0, "{what}");
+    }
+}
+
+#[test]
+fn violation_message_over_the_limit_is_answered_with_close_1009() {
+    let (_net, code, _, _client) =
+        violation_answer(builder_at().max_message_size(Some(1024)), raw_frame(0x82, &[0u8; 2000]));
+    assert_eq!(code, 1009);
+    let (_net, code, _, _client) =
+        violation_answer(builder_at().max_frame_size(Some(1024)), raw_frame(0x82, &[0u8; 2000]));
+    assert_eq!(code, 1009);
+}
+
+#[test]
+fn a_failed_connection_is_read_beside_the_next_one_and_reset_after_the_close_timeout() {
+    use futures::AsyncWriteExt;
+    use tether_tests::vnet::End;
+    // The server sends invalid UTF-8, then never reads again: the client's close frame is never
+    // answered. The client reconnects after the backoff (100 ms) while the failed connection waits for
+    // its end, and resets it when the close timeout (1 s) passes.
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.block_on(async { server.get_mut().write_all(&raw_text(&[0xc3, 0x28])).await.unwrap() });
+    let (_, failed_at) =
+        until(&mut net, &mut events, &mut seen, ms(1), "the loss", |e| matches!(e, Event::Disconnected { .. }));
+    let mut second = net.wait(ms(200), "the next connection", async {
+        let end = l.accept().await;
+        accept_ws(end).await
+    });
+    until(&mut net, &mut events, &mut seen, ms(1), "reconnected", connected);
+    assert_eq!(net.now() - failed_at, ms(100));
+    assert_eq!(l.link(0).client_end(), End::Open, "the failed connection waits for its end");
+    // The new connection works meanwhile.
+    net.block_on(client.send("on the second")).unwrap();
+    assert_eq!(net.block_on(second.next()).unwrap().unwrap().to_text().unwrap(), "on the second");
+    net.wait_until(ms(2_000), "the reset", || l.link(0).client_end() != End::Open);
+    assert_eq!(l.link(0).client_end(), End::Reset);
+    assert_eq!(net.now() - failed_at, ms(1_000));
+    assert_eq!(l.link(1).client_end(), End::Open);
+    assert_eq!(client.stats().stale_events, 0);
+}
+
+fn builder_at() -> ClientBuilder {
+    ClientBuilder::new("ws://unused/")
+        .seed(1)
+        .heartbeat(None)
+        .connect_timeout(ms(1_000))
+        .close_timeout(ms(1_000))
+        .backoff(BackoffConfig { base: ms(100), max_delay: ms(100), jitter: Jitter::None, ..BackoffConfig::default() })
+}
+
+fn raw_text(payload: &[u8]) -> Vec<u8> {
+    raw_frame(0x81, payload)
+}
+
+fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    tether_tests::raw::raw_frame(b0, payload)
+}

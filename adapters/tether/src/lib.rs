@@ -25,6 +25,7 @@
 pub mod async_io;
 mod builder;
 mod client;
+mod conn;
 mod connect;
 mod driver;
 mod events;

@@ -35,7 +35,7 @@ use tether::{Client, ClientConfig, Events};
 pub use clock::Clock;
 pub use exec::{Executor, TaskId};
 pub use net::{Listener, Mode, VirtualRuntime};
-pub use pipe::{Link, PipeConfig, TcpEnd};
+pub use pipe::{End, Link, PipeConfig, TcpEnd};
 
 /// The server's side of a WebSocket on the virtual network.
 pub type ServerWs = WebSocketStream<TcpEnd>;

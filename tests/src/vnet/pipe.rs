@@ -108,6 +108,28 @@ impl Link {
     pub fn client_written(&self) -> u64 {
         lock(&self.conn).dirs[0].written
     }
+
+    /// How the client's end went away, if it has.
+    pub fn client_end(&self) -> End {
+        let c = lock(&self.conn);
+        let d = &c.dirs[0];
+        match (d.reset, d.fin, c.dirs[1].reader_gone) {
+            (true, _, _) => End::Reset,
+            (false, _, true) => End::Closed,
+            _ => End::Open,
+        }
+    }
+}
+
+/// How an end of a connection went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Still there.
+    Open,
+    /// Dropped normally (FIN after what it wrote).
+    Closed,
+    /// Dropped with SO_LINGER 0 (RST, what it wrote and the peer had not read discarded).
+    Reset,
 }
 
 /// One end of an in-memory connection: `futures::io` read and write.
