@@ -297,7 +297,7 @@ fn invalid_port_exits_2() {
 #[test]
 fn http10_rejection_401_exits_3() {
     // Issue 11, defect 4: a rejection in HTTP/1.0 is classified by its status like one in HTTP/1.1.
-    let server = tether_tests::raw::RawServer::start(tether_tests::raw::answer(
+    let server = tether_chaos::raw::RawServer::start(tether_chaos::raw::answer(
         "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
     ));
     let mut c = connect(&[&server.url()]);
@@ -311,7 +311,7 @@ fn http10_rejection_401_exits_3() {
 fn violation_invalid_utf8_server_receives_close_1007() {
     // Issue 11, defect 2: the client fails the connection with a close frame, it does not just drop it.
     use std::sync::{Arc, Mutex};
-    use tether_tests::raw::{self, Answer, RawServer};
+    use tether_chaos::raw::{self, Answer, RawServer};
     let answers = Arc::new(Mutex::new(Vec::new()));
     let a = answers.clone();
     let server = RawServer::start(move |tcp| {

@@ -1,9 +1,11 @@
-//! Support code for Tether's integration tests.
+//! Support code for Tether's integration tests: the deterministic simulator of the core ([`sim`]) and
+//! the virtual-time harness of the driver ([`vnet`]).
+//!
+//! The test server, the fault proxy and the test PKI are the `tether-chaos` crate (`testkit/`); they are
+//! re-exported here under their old paths so that tests written against `tether_tests::server` and
+//! friends keep compiling. New code should use `tether_chaos` directly.
 #![warn(missing_docs)]
-pub mod background;
-pub mod pki;
-pub mod proxy;
-pub mod raw;
-pub mod server;
 pub mod sim;
 pub mod vnet;
+
+pub use tether_chaos::{pki, proxy, raw, server};

@@ -1,4 +1,4 @@
-//! Real sockets against a raw server (`tether_tests::raw`) that sends what no well-behaved WebSocket
+//! Real sockets against a raw server (`tether_chaos::raw`) that sends what no well-behaved WebSocket
 //! server sends: handshake rejections in `HTTP/1.0`, and frames that break the protocol. Written once,
 //! run on tokio, smol and async-std. Bounded waits only.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, FailReason, Jitter, OpenError};
-use tether_tests::raw::{self, Answer, RawServer};
+use tether_chaos::raw::{self, Answer, RawServer};
 
 mod common;
 use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};

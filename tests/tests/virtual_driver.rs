@@ -621,5 +621,5 @@ fn raw_text(payload: &[u8]) -> Vec<u8> {
 }
 
 fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    tether_tests::raw::raw_frame(b0, payload)
+    tether_chaos::raw::raw_frame(b0, payload)
 }
