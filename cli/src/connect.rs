@@ -22,7 +22,16 @@ enum Input {
 
 /// Builds the client configuration; the error is the one line to print.
 pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
-    let mut b = ClientBuilder::new(a.url.as_str());
+    let mut b = ClientBuilder::new(a.urls[0].as_str());
+    for url in &a.urls[1..] {
+        b = b.endpoint(url.as_str());
+    }
+    // Like curl: the environment's proxy unless told otherwise.
+    b = match (&a.proxy, a.no_proxy) {
+        (Some(p), _) => b.proxy(p.as_str()),
+        (None, true) => b.no_proxy(),
+        (None, false) => b.proxy_from_env(),
+    };
     for (k, v) in &a.headers {
         b = b.header(k.as_str(), v.as_str());
     }
@@ -157,7 +166,8 @@ fn status_text(state: State, s: &Stats) -> String {
 /// Prints events, human-readable or as JSON lines; remembers what the exit code needs.
 struct Printer {
     json: bool,
-    url: String,
+    /// Every endpoint's URL (redacted), and its proxy.
+    endpoints: Vec<(String, Option<String>)>,
     start: Instant,
     console: Console,
     /// Why the session went to `Reconnecting`, and whether it was connected: printed with the retry.
@@ -199,7 +209,13 @@ impl Printer {
             Event::Connected { info, reconnect, .. } => {
                 self.connected_once = true;
                 let what = if reconnect { "reconnected to" } else { "connected to" };
-                self.console.err(format_args!("{what} {} (handshake {})", self.url, fmt_duration(info.handshake)));
+                let url = self.endpoints.get(info.endpoint).map_or("?", |(u, _)| u.as_str());
+                let via = info.proxy.as_ref().map(|p| format!(" via {p}")).unwrap_or_default();
+                let phases: Vec<String> =
+                    info.phases.iter().map(|(p, d)| format!("{} {}", p.name(), fmt_duration(*d))).collect();
+                let phases = if phases.is_empty() { String::new() } else { format!(": {}", phases.join(", ")) };
+                self.console
+                    .err(format_args!("{what} {url}{via} (handshake {}{phases})", fmt_duration(info.handshake)));
             }
             Event::RetryScheduled { attempt, delay, .. } => {
                 let requeued = std::mem::take(&mut self.requeued);
@@ -250,13 +266,21 @@ impl Printer {
                 .str("to", state_name(*to))
                 .str("cause", &cause.to_string())
                 .finish(),
-            Event::Connected { transport, attempt, reconnect, info } => Obj::event("connected", t)
-                .int("transport", transport.0)
-                .int("attempt", u64::from(*attempt))
-                .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
-                .bool("reconnect", *reconnect)
-                .opt_str("subprotocol", info.subprotocol.as_deref())
-                .finish(),
+            Event::Connected { transport, attempt, reconnect, info } => {
+                let mut o = Obj::event("connected", t);
+                o.int("transport", transport.0)
+                    .int("attempt", u64::from(*attempt))
+                    .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
+                    .bool("reconnect", *reconnect)
+                    .opt_str("subprotocol", info.subprotocol.as_deref())
+                    .int("endpoint", info.endpoint as u64)
+                    .opt_str("url", self.endpoints.get(info.endpoint).map(|(u, _)| u.as_str()))
+                    .opt_str("proxy", info.proxy.as_deref());
+                for (phase, d) in &info.phases {
+                    o.num(&format!("{}_ms", phase.name()), d.as_secs_f64() * 1e3);
+                }
+                o.finish()
+            }
             Event::Disconnected { cause, next_attempt_at } => Obj::event("disconnected", t)
                 .str("cause", &cause.to_string())
                 .opt_num(
@@ -323,7 +347,8 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let url = config.redacted_url().to_owned();
+    let endpoints: Vec<(String, Option<String>)> =
+        config.endpoints().zip(config.proxies()).map(|(u, p)| (u.to_owned(), p.map(ToString::to_string))).collect();
     let start = Instant::now();
     let (client, mut events) = match tether_tokio::connect(config) {
         Ok(pair) => pair,
@@ -368,7 +393,7 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
 
     let mut p = Printer {
         json: args.json,
-        url,
+        endpoints,
         start,
         console: Console::new(!args.json),
         pending_loss: None,

@@ -29,7 +29,8 @@ pub(crate) mod exit {
     pub(crate) const IO: u8 = 1;
     /// Bad arguments: unknown option, bad URL, header, duration, unreadable CA file.
     pub(crate) const USAGE: u8 = 2;
-    /// The server rejected us for good (HTTP 401/403/404..., close 1008, certificate rejected).
+    /// The server rejected us for good (HTTP 401/403/404..., close 1008, certificate rejected, proxy
+    /// credentials refused).
     pub(crate) const FATAL: u8 = 3;
     /// The retry budget is spent (`--max-attempts` consecutive failures).
     pub(crate) const RETRIES: u8 = 4;
@@ -43,7 +44,7 @@ Exit codes:
   1    other failure (I/O error, close handshake timed out, a demo check failed)
   2    bad arguments (unknown option, bad URL, header or duration, unreadable CA file)
   3    fatal rejection: the server refused us and retrying will not help (e.g. HTTP 401, close 1008,
-       certificate rejected)
+       certificate rejected, proxy credentials refused)
   4    retry budget spent (--max-attempts consecutive failed attempts)
   130  interrupted by a second Ctrl-C
 
@@ -88,8 +89,19 @@ enum Command {
 /// `tether connect`'s options.
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
-    /// ws:// or wss:// URL.
-    pub(crate) url: String,
+    /// ws:// or wss:// URL; more URLs are failover endpoints (an attempt that fails sends the next
+    /// one to the next URL, wrapping around).
+    #[arg(value_name = "URL", required = true, num_args = 1..)]
+    pub(crate) urls: Vec<String>,
+    /// Connect through this proxy: http://[user:password@]host:port (HTTP CONNECT), https://...,
+    /// socks5://... (names resolved here) or socks5h://... (by the proxy). Default: from the
+    /// environment (wss_proxy/https_proxy for wss://, ws_proxy/http_proxy for ws://, all_proxy;
+    /// no_proxy lists hosts to reach directly).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub(crate) proxy: Option<String>,
+    /// Connect directly, ignoring the proxy environment variables.
+    #[arg(long)]
+    pub(crate) no_proxy: bool,
     /// Extra header for the upgrade request, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "K:V", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,

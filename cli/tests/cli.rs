@@ -12,9 +12,28 @@ use std::time::{Duration, Instant};
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const DEMO_LIMIT: Duration = Duration::from_secs(120);
 
+/// The proxy variables `tether connect` reads: removed, so the tests do not depend on the machine's.
+const PROXY_VARS: [&str; 12] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "ws_proxy",
+    "WS_PROXY",
+    "wss_proxy",
+    "WSS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
 fn tether() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
     c.env_remove("RUST_LOG");
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
     c
 }
 
@@ -278,6 +297,83 @@ fn demo_completes_with_lost_zero() {
     assert!(summary.contains("lost = 0,"), "{summary}");
     assert!(out.iter().any(|l| l.contains("the link is declared dead")), "{out:#?}");
     assert!(out.iter().any(|l| l.contains("reconnected on attempt")), "{out:#?}");
+}
+
+/// A real tinyproxy, or `None` when it cannot run here (then the test is skipped, and fails on CI).
+fn tinyproxy(test: &str, auth: bool) -> Option<tether_tests::real_proxy::RealProxy> {
+    match tether_tests::real_proxy::RealProxy::tinyproxy(auth) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            tether_tests::real_proxy::skip_or_fail(test, &why);
+            None
+        }
+    }
+}
+
+/// Sends two lines, expects them back, and a clean exit; returns stderr.
+fn echo_two_lines(mut c: Proc) -> Vec<String> {
+    c.write("one\ntwo\n");
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    assert_eq!(out, ["one", "two"], "stderr: {err:?}");
+    assert_eq!(code, Some(0), "stderr: {err:?}");
+    err
+}
+
+#[test]
+fn echo_through_a_connect_proxy_given_with_proxy() {
+    let Some(proxy) = tinyproxy("echo_through_a_connect_proxy_given_with_proxy", false) else { return };
+    let (_server, url) = serve(&[]);
+    let err = echo_two_lines(connect(&["--proxy", &proxy.url(), &url]));
+    let via = format!("connected to {url} via {}", proxy.url());
+    assert!(err.iter().any(|l| l.contains(&via) && l.contains("proxy ")), "{err:?}");
+    assert!(proxy.log().contains("CONNECT"), "the proxy carried it:\n{}", proxy.log());
+}
+
+#[test]
+fn echo_through_a_connect_proxy_from_http_proxy() {
+    let Some(proxy) = tinyproxy("echo_through_a_connect_proxy_from_http_proxy", true) else { return };
+    let (_server, url) = serve(&[]);
+    let mut cmd = tether();
+    cmd.env("http_proxy", proxy.url()).args(["connect", &url]);
+    let err = echo_two_lines(Proc::spawn(cmd));
+    let shown = format!("via http://{}", proxy.addr());
+    assert!(err.iter().any(|l| l.contains(&shown)), "{err:?}");
+    assert!(!err.iter().any(|l| l.contains(tether_tests::real_proxy::HTTP_PASSWORD)), "{err:?}");
+    // no_proxy wins over http_proxy; --no-proxy ignores both.
+    let mut cmd = tether();
+    cmd.env("http_proxy", proxy.url()).env("no_proxy", "127.0.0.1").args(["connect", &url]);
+    let err = echo_two_lines(Proc::spawn(cmd));
+    assert!(err.iter().any(|l| l.contains("connected to") && !l.contains(" via ")), "{err:?}");
+    let mut cmd = tether();
+    cmd.env("http_proxy", "http://127.0.0.1:1").args(["connect", "--no-proxy", &url]);
+    echo_two_lines(Proc::spawn(cmd));
+}
+
+#[test]
+fn wrong_proxy_password_exits_3_with_one_line() {
+    let Some(proxy) = tinyproxy("wrong_proxy_password_exits_3_with_one_line", true) else { return };
+    let (_server, url) = serve(&[]);
+    let bad = proxy.url_with(tether_tests::real_proxy::HTTP_USER, "not-the-pw");
+    let mut c = connect(&["--proxy", &bad, &url]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(3), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("proxy authentication failed") && err[0].contains("user name and password"), "{err:?}");
+    assert!(!err[0].contains("not-the-pw"), "{err:?}");
+}
+
+#[test]
+fn several_urls_fail_over() {
+    let (_server, url) = serve(&[]);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("ws://{}/", l.local_addr().expect("address"))
+    };
+    let err = echo_two_lines(connect(&["--backoff-base", "50ms", &dead, &url]));
+    assert!(err.iter().any(|l| l.contains("attempt 1 failed") && l.contains("TCP connect failed")), "{err:?}");
+    assert!(err.iter().any(|l| l.starts_with(&format!("tether: connected to {url}"))), "{err:?}");
 }
 
 #[test]

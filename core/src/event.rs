@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::heartbeat::DeadLink;
-use crate::transport::{CloseFrame, ConnectInfo, OpenError, TransportError, TransportId};
+use crate::transport::{CloseFrame, ConnectInfo, ConnectPhase, OpenError, TransportError, TransportId, human_duration};
 use crate::{Message, MessageId};
 
 /// The lifecycle state of a session.
@@ -94,7 +94,13 @@ pub enum Cause {
     /// Opening the transport failed.
     OpenFailed(OpenError),
     /// Opening the transport took longer than the connect timeout.
-    ConnectTimeout,
+    ConnectTimeout {
+        /// The phase the attempt was in, as last reported by the driver
+        /// ([`TransportEvent::Progress`](crate::TransportEvent::Progress)); `None` if it reported none.
+        phase: Option<ConnectPhase>,
+        /// How long the attempt had run.
+        elapsed: Duration,
+    },
     /// The server closed the connection with this close frame (`None`: no status code).
     RemoteClosed(Option<CloseFrame>),
     /// The connection failed without a close frame.
@@ -118,7 +124,12 @@ impl std::fmt::Display for Cause {
             Cause::CloseRequested => f.write_str("close requested"),
             Cause::Opened => f.write_str("handshake completed"),
             Cause::OpenFailed(e) => write!(f, "{e}"),
-            Cause::ConnectTimeout => f.write_str("connect timed out"),
+            Cause::ConnectTimeout { phase: Some(p), elapsed } => {
+                write!(f, "{p} timed out after {}", human_duration(*elapsed))
+            }
+            Cause::ConnectTimeout { phase: None, elapsed } => {
+                write!(f, "connect timed out after {}", human_duration(*elapsed))
+            }
             Cause::RemoteClosed(Some(c)) => write!(f, "server closed with {} {:?}", c.code, c.reason),
             Cause::RemoteClosed(None) => f.write_str("server closed without a status code"),
             Cause::TransportFailed(e) => write!(f, "{e}"),

@@ -106,6 +106,6 @@ pub use queue::{InFlightPolicy, Overflow, QueueConfig};
 pub use retry::{RetryPolicy, Verdict};
 pub use session::Session;
 pub use transport::{
-    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, Violation,
-    parse_retry_after,
+    CloseFrame, ConnectInfo, ConnectPhase, Frame, OpenError, ProxyError, TransportError, TransportEvent, TransportId,
+    Violation, parse_retry_after,
 };

@@ -23,6 +23,8 @@ pub struct ErrorCounts {
     pub heartbeat: u64,
     /// Connections the server closed with a close frame (any code).
     pub remote_close: u64,
+    /// Attempts a proxy failed: unreachable, authentication, a refused tunnel, a protocol error.
+    pub proxy: u64,
 }
 
 impl ErrorCounts {
@@ -37,6 +39,7 @@ impl ErrorCounts {
             + self.connect_timeout
             + self.heartbeat
             + self.remote_close
+            + self.proxy
     }
 }
 
@@ -129,4 +132,7 @@ pub struct Stats {
     pub last_message_at: Option<Instant>,
     /// How long the last successful handshake took.
     pub last_handshake: Option<Duration>,
+    /// Which endpoint served the current or last connection, as an index into the client's list of
+    /// URLs (see [`ConnectInfo::endpoint`](crate::ConnectInfo::endpoint)).
+    pub endpoint: Option<usize>,
 }

@@ -9,7 +9,8 @@ use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
 use crate::timer::{Timer, TimerTable, after};
 use crate::transport::{
-    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, close_code_sendable,
+    CloseFrame, ConnectInfo, ConnectPhase, Frame, OpenError, TransportError, TransportEvent, TransportId,
+    close_code_sendable,
 };
 use crate::{
     Action, Cause, CloseMode, CommandError, Config, ConfigError, Event, FailReason, Message, MessageId, NetworkHint,
@@ -108,6 +109,9 @@ pub struct Session {
     events: VecDeque<Event>,
     stats: Stats,
     last_now: Instant,
+    /// The opening transport's start and the phase its driver last reported: named by a connect
+    /// timeout.
+    opening: (Instant, Option<ConnectPhase>),
 }
 
 impl Session {
@@ -144,6 +148,7 @@ impl Session {
             events: VecDeque::new(),
             stats: Stats::default(),
             last_now: now,
+            opening: (now, None),
         })
     }
 
@@ -354,6 +359,7 @@ impl Session {
             return;
         }
         match (self.state, event) {
+            (State::Connecting, TransportEvent::Progress(phase)) => self.opening.1 = Some(phase),
             (State::Connecting, TransportEvent::Opened(info)) => self.on_opened(now, id, info),
             (State::Connecting, TransportEvent::OpenFailed(err)) => self.on_open_failed(now, err),
             (State::Connecting, TransportEvent::Closed(_)) => {
@@ -453,6 +459,7 @@ impl Session {
         self.transport = Some(transport);
         self.stats.attempts += 1;
         self.timers.set(Timer::Connect, after(now, self.cfg.connect_timeout));
+        self.opening = (now, None);
         let attempt = self.failures + 1;
         self.actions.push_back(Action::Open { transport, attempt });
         self.transition(State::Connecting, cause);
@@ -469,6 +476,7 @@ impl Session {
         }
         self.ever_connected = true;
         self.stats.last_handshake = Some(info.handshake);
+        self.stats.endpoint = Some(info.endpoint);
         self.preamble_sent = 0;
         self.preamble_unflushed.clear();
         self.preamble_flushed = 0;
@@ -490,6 +498,8 @@ impl Session {
             OpenError::Http { .. } => e.http += 1,
             OpenError::Protocol(_) => e.protocol += 1,
             OpenError::Io(_) => e.io += 1,
+            OpenError::Proxy(_) => e.proxy += 1,
+            OpenError::Timeout { .. } => e.connect_timeout += 1,
         }
         let verdict = self.cfg.retry.classify_open(&err);
         self.lose_transport(now, Cause::OpenFailed(err), verdict, Release::Ended);
@@ -566,7 +576,9 @@ impl Session {
         match (timer, self.state) {
             (Timer::Connect, State::Connecting) => {
                 self.stats.errors.connect_timeout += 1;
-                self.lose_transport(now, Cause::ConnectTimeout, Verdict::Retry, Release::Abort);
+                let (since, phase) = self.opening;
+                let cause = Cause::ConnectTimeout { phase, elapsed: now.saturating_duration_since(since) };
+                self.lose_transport(now, cause, Verdict::Retry, Release::Abort);
             }
             (Timer::Close, State::Closing) => {
                 if let Some(transport) = self.transport {

@@ -1,6 +1,8 @@
 //! The client builder: every setting, with its default, validated once when the client is built.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,12 @@ use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Uri
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tether_core::{BackoffConfig, Config, ConfigError, HeartbeatConfig, Message, QueueConfig, RetryPolicy};
+use tether_core::{
+    BackoffConfig, Config, ConfigError, ConnectPhase, HeartbeatConfig, Message, QueueConfig, RetryPolicy,
+};
 
+use crate::connect::phases::PhaseTimeouts;
+use crate::proxy::{ProxyEnv, ProxyKind, ProxyUrl};
 use crate::tls;
 
 /// The HTTP upgrade request, as the WebSocket library takes it.
@@ -26,6 +32,25 @@ pub type RequestFuture = Pin<Box<dyn Future<Output = Result<HttpRequest, BoxErro
 /// Rebuilds the upgrade request before every attempt (for example to put a fresh token in it). It gets
 /// the request built from the URL, headers and subprotocols, and the attempt number within the outage.
 pub type RequestHook = Arc<dyn Fn(HttpRequest, u32) -> RequestFuture + Send + Sync + 'static>;
+
+/// The future a resolver hook returns: the addresses of a host, in preference order.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static>>;
+
+/// Resolves a host name (and port) to addresses, in place of the runtime's resolver: a custom DNS
+/// client, a service registry, a test. Not called for IP addresses.
+pub type Resolver = Arc<dyn Fn(String, u16) -> ResolveFuture + Send + Sync + 'static>;
+
+/// Where a client's connections go through.
+#[derive(Clone, Default)]
+enum ProxySetting {
+    /// Directly (the default).
+    #[default]
+    Direct,
+    /// Through this proxy, for every endpoint.
+    Url(String),
+    /// As the environment says (see [`ProxyEnv`]).
+    Env(ProxyEnv),
+}
 
 /// Why a client could not be built. Each variant says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +91,14 @@ pub enum BuildError {
     /// A transport size setting is invalid.
     #[error("invalid size setting: {0}")]
     Size(&'static str),
+    /// A proxy URL (given, or from the environment) is invalid. Its credentials are not shown.
+    #[error("invalid proxy {proxy:?}: {reason}")]
+    InvalidProxy {
+        /// The proxy URL, user-info and query redacted.
+        proxy: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Builds a client. Every setting has a documented default; [`build`](Self::build) checks them all.
@@ -82,6 +115,11 @@ pub enum BuildError {
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: Option<String>,
+    more_urls: Vec<String>,
+    proxy: ProxySetting,
+    resolver: Option<Resolver>,
+    phase_timeouts: PhaseTimeouts,
+    eyeballs_delay: Duration,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     core: Config,
@@ -126,6 +164,7 @@ impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url.as_deref().map(crate::redact::url))
+            .field("more_urls", &self.more_urls.iter().map(|u| crate::redact::url(u)).collect::<Vec<_>>())
             .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("subprotocols", &self.subprotocols)
             .field("core", &self.core)
@@ -142,6 +181,80 @@ impl ClientBuilder {
     /// Sets the URL.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Adds a further endpoint, for failover: when an attempt fails, the next attempt goes to the next
+    /// endpoint in the list (the URL given first, then these in order, wrapping around); a connection
+    /// that was up and drops is retried on the endpoint that served it first. Headers, subprotocols
+    /// and every other setting apply to all. Which endpoint served is on
+    /// [`Event::Connected`](crate::Event::Connected) (`info.endpoint`, an index: 0 for the first URL) and in
+    /// [`Stats::endpoint`](crate::Stats::endpoint). Default: none.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.more_urls.push(url.into());
+        self
+    }
+
+    /// Connects through this proxy: `http://[user:password@]host:port` (HTTP `CONNECT`),
+    /// `https://...` (the same over TLS to the proxy, which must present a certificate trusted like
+    /// the servers'), `socks5://...` (SOCKS5, names resolved here) or `socks5h://...` (the proxy
+    /// resolves them). The credentials are never logged. Environment variables are not read.
+    /// Default: no proxy.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Connects directly, whatever the environment says (the default).
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Direct;
+        self
+    }
+
+    /// Picks the proxy from the process environment when the client is built, with the rules of
+    /// curl and Python `websockets`: `wss_proxy`/`https_proxy` for `wss://`, `ws_proxy`/`http_proxy` for
+    /// `ws://`, then `all_proxy`; lower case before upper case; `no_proxy` lists the hosts reached
+    /// directly (names with their subdomains, IP addresses, CIDR blocks, optional `:port`, or `*`).
+    /// The full rules are in [`ProxyEnv`]. Not the default: a library should not send its traffic
+    /// somewhere else because of an ambient variable unless asked (the `tether` command does ask).
+    pub fn proxy_from_env(self) -> Self {
+        self.proxy_env(ProxyEnv::process())
+    }
+
+    /// Like [`proxy_from_env`](Self::proxy_from_env), reading the variables from `env` (for tests, or
+    /// settings from elsewhere).
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy = ProxySetting::Env(env);
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the runtime's resolver (the system's). Every
+    /// address it returns is tried (see [`happy_eyeballs_delay`](Self::happy_eyeballs_delay)).
+    /// Default: the runtime's resolver.
+    pub fn resolver<F, Fut>(mut self, resolver: F) -> Self
+    where
+        F: Fn(String, u16) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static,
+    {
+        self.resolver = Some(Arc::new(move |host, port| Box::pin(resolver(host, port))));
+        self
+    }
+
+    /// When a host has several addresses, the delay between the starts of connection attempts to them
+    /// (RFC 8305's "Connection Attempt Delay": IPv6 and IPv4 interleaved, the next attempt started
+    /// after this delay or as soon as one fails, the first to connect wins). Default: 250 ms, as the
+    /// RFC recommends. Zero tries them all at once.
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.eyeballs_delay = delay;
+        self
+    }
+
+    /// Bounds one phase of every attempt (DNS, TCP, proxy, TLS, WebSocket handshake); a phase that
+    /// runs longer fails the attempt with [`OpenError::Timeout`](crate::OpenError::Timeout) naming it
+    /// (retried). The overall [`connect_timeout`](Self::connect_timeout) still bounds the whole
+    /// attempt. Default: none per phase.
+    pub fn phase_timeout(mut self, phase: ConnectPhase, timeout: Duration) -> Self {
+        self.phase_timeouts.set(phase, Some(timeout));
         self
     }
 
@@ -175,7 +288,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect timeout (TCP + TLS + upgrade). Default: 10 s.
+    /// Connect timeout: the whole attempt (DNS, TCP, proxy, TLS, upgrade). When it passes, the cause
+    /// names the phase the attempt was in ("TLS handshake timed out after 10 s"). Default: 10 s.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.core.connect_timeout = d;
         self
@@ -306,66 +420,15 @@ impl ClientBuilder {
     /// Checks everything and returns the configuration to connect with.
     pub fn build(self) -> Result<ClientConfig, BuildError> {
         let url = self.url.ok_or(BuildError::MissingUrl)?;
-        let uri: Uri = url.parse().map_err(|e: async_tungstenite::tungstenite::http::uri::InvalidUri| {
-            BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() }
-        })?;
-        let tls = match uri.scheme_str() {
-            Some("wss") => true,
-            Some("ws") => false,
-            Some(other) => return Err(BuildError::UnsupportedScheme(other.to_owned())),
-            None => {
-                return Err(BuildError::InvalidUrl {
-                    url: crate::redact::url(&url),
-                    reason: "no scheme; use ws:// or wss://".into(),
-                });
-            }
-        };
-        let host = match uri.host() {
-            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            _ => {
-                return Err(BuildError::InvalidUrl { url: crate::redact::url(&url), reason: "no host".into() });
-            }
-        };
-        let port = match uri.authority().and_then(|a| port_of(a.as_str())) {
-            None => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => {
-                    return Err(BuildError::InvalidUrl {
-                        url: crate::redact::url(&url),
-                        reason: format!("invalid port {p:?}; use a number from 1 to 65535"),
-                    });
-                }
-            },
-        };
-
-        let mut request = uri
-            .clone()
-            .into_client_request()
-            .map_err(|e| BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() })?;
-        for (name, value) in &self.headers {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::InvalidHeaderName(name.clone()))?;
-            let mut v = HeaderValue::from_str(value).map_err(|_| BuildError::InvalidHeaderValue(name.clone()))?;
-            if crate::redact::is_secret_header(n.as_str()) {
-                v.set_sensitive(true);
-            }
-            request.headers_mut().append(n, v);
-        }
-        if !self.subprotocols.is_empty() {
-            for p in &self.subprotocols {
-                if p.is_empty() || !p.bytes().all(is_token_byte) {
-                    return Err(BuildError::InvalidSubprotocol(p.clone()));
-                }
-            }
-            let joined = self.subprotocols.join(", ");
-            let v = HeaderValue::from_str(&joined).map_err(|_| BuildError::InvalidSubprotocol(joined.clone()))?;
-            request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+        let mut endpoints = Vec::with_capacity(1 + self.more_urls.len());
+        for u in std::iter::once(&url).chain(&self.more_urls) {
+            let mut ep = endpoint(u, &self.headers, &self.subprotocols)?;
+            ep.proxy = match &self.proxy {
+                ProxySetting::Direct => None,
+                ProxySetting::Url(p) => Some(ProxyUrl::parse(p)?),
+                ProxySetting::Env(env) => env.proxy_for(ep.tls, &ep.host, ep.port)?,
+            };
+            endpoints.push(ep);
         }
 
         let mut core = self.core;
@@ -375,7 +438,10 @@ impl ClientBuilder {
         if let Some(e) = self.root_errors.first() {
             return Err(BuildError::InvalidCertificate(e.clone()));
         }
-        let tls_config = if tls { Some(tls::client_config(self.webpki_roots, &self.extra_roots)?) } else { None };
+        // One TLS configuration for the servers (wss://) and https:// proxies.
+        let needs_tls =
+            endpoints.iter().any(|e| e.tls || e.proxy.as_ref().is_some_and(|p| p.kind() == ProxyKind::Https));
+        let tls_config = if needs_tls { Some(tls::client_config(self.webpki_roots, &self.extra_roots)?) } else { None };
 
         let s = self.ws;
         if s.read_buffer == 0 {
@@ -403,11 +469,12 @@ impl ClientBuilder {
         Ok(ClientConfig {
             inner: Arc::new(Inner {
                 redacted_url: crate::redact::url(&url),
-                host,
-                port,
+                endpoints,
                 tls: tls_config,
-                request,
                 request_hook: self.request_hook,
+                resolver: self.resolver,
+                phase_timeouts: self.phase_timeouts,
+                eyeballs_delay: self.eyeballs_delay,
                 preamble: self.preamble,
                 core,
                 ws,
@@ -421,6 +488,12 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
             url: None,
+            more_urls: Vec::new(),
+            proxy: ProxySetting::Direct,
+            resolver: None,
+            phase_timeouts: PhaseTimeouts::default(),
+            // RFC 8305 section 5's recommended Connection Attempt Delay.
+            eyeballs_delay: Duration::from_millis(250),
             headers: Vec::new(),
             subprotocols: Vec::new(),
             core: Config::default(),
@@ -434,6 +507,72 @@ impl Default for ClientBuilder {
             seed: None,
         }
     }
+}
+
+/// One endpoint's URL checked, with its request (headers and subprotocols applied); no proxy yet.
+fn endpoint(url: &str, headers: &[(String, String)], subprotocols: &[String]) -> Result<Endpoint, BuildError> {
+    let uri: Uri = url.parse().map_err(|e: async_tungstenite::tungstenite::http::uri::InvalidUri| {
+        BuildError::InvalidUrl { url: crate::redact::url(url), reason: e.to_string() }
+    })?;
+    let tls = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        Some(other) => return Err(BuildError::UnsupportedScheme(other.to_owned())),
+        None => {
+            return Err(BuildError::InvalidUrl {
+                url: crate::redact::url(url),
+                reason: "no scheme; use ws:// or wss://".into(),
+            });
+        }
+    };
+    let host = match uri.host() {
+        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        _ => {
+            return Err(BuildError::InvalidUrl { url: crate::redact::url(url), reason: "no host".into() });
+        }
+    };
+    let port = match uri.authority().and_then(|a| port_of(a.as_str())) {
+        None => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => {
+                return Err(BuildError::InvalidUrl {
+                    url: crate::redact::url(url),
+                    reason: format!("invalid port {p:?}; use a number from 1 to 65535"),
+                });
+            }
+        },
+    };
+
+    let mut request = uri
+        .clone()
+        .into_client_request()
+        .map_err(|e| BuildError::InvalidUrl { url: crate::redact::url(url), reason: e.to_string() })?;
+    for (name, value) in headers {
+        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::InvalidHeaderName(name.clone()))?;
+        let mut v = HeaderValue::from_str(value).map_err(|_| BuildError::InvalidHeaderValue(name.clone()))?;
+        if crate::redact::is_secret_header(n.as_str()) {
+            v.set_sensitive(true);
+        }
+        request.headers_mut().append(n, v);
+    }
+    if !subprotocols.is_empty() {
+        for p in subprotocols {
+            if p.is_empty() || !p.bytes().all(is_token_byte) {
+                return Err(BuildError::InvalidSubprotocol(p.clone()));
+            }
+        }
+        let joined = subprotocols.join(", ");
+        let v = HeaderValue::from_str(&joined).map_err(|_| BuildError::InvalidSubprotocol(joined.clone()))?;
+        request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+    }
+    Ok(Endpoint { redacted_url: crate::redact::url(url), host, port, tls, request, proxy: None })
 }
 
 /// The largest WebSocket frame header: 2 bytes, 8 of extended length, 4 of mask.
@@ -488,15 +627,40 @@ impl ClientConfig {
     pub fn core(&self) -> &Config {
         &self.inner.core
     }
+
+    /// Every endpoint's URL (query values redacted), in failover order: index `i` here is
+    /// `ConnectInfo::endpoint == i`.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.inner.endpoints.iter().map(|e| e.redacted_url.as_str())
+    }
+
+    /// The proxy each endpoint goes through (`scheme://host:port`, never credentials), in the same
+    /// order as [`endpoints`](Self::endpoints); `None` for a direct connection.
+    pub fn proxies(&self) -> impl Iterator<Item = Option<&ProxyUrl>> {
+        self.inner.endpoints.iter().map(|e| e.proxy.as_ref())
+    }
+}
+
+/// One URL the client may connect to, checked, with how to reach it.
+pub(crate) struct Endpoint {
+    pub(crate) redacted_url: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// `wss://`.
+    pub(crate) tls: bool,
+    pub(crate) request: HttpRequest,
+    pub(crate) proxy: Option<ProxyUrl>,
 }
 
 pub(crate) struct Inner {
     pub(crate) redacted_url: String,
-    pub(crate) host: String,
-    pub(crate) port: u16,
+    /// At least one.
+    pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) request: HttpRequest,
     pub(crate) request_hook: Option<RequestHook>,
+    pub(crate) resolver: Option<Resolver>,
+    pub(crate) phase_timeouts: PhaseTimeouts,
+    pub(crate) eyeballs_delay: Duration,
     pub(crate) preamble: Vec<Message>,
     pub(crate) core: Config,
     pub(crate) ws: WebSocketConfig,
@@ -544,10 +708,10 @@ mod tests {
                 other => panic!("{url}: {other:?}"),
             }
         }
-        assert_eq!(ClientBuilder::new("ws://h:65535/").build().unwrap().inner.port, 65535);
-        assert_eq!(ClientBuilder::new("wss://h/").build().unwrap().inner.port, 443);
-        assert_eq!(ClientBuilder::new("ws://u@[::1]:8080/").build().unwrap().inner.port, 8080);
-        assert_eq!(ClientBuilder::new("ws://[::1]/").build().unwrap().inner.port, 80);
+        assert_eq!(ClientBuilder::new("ws://h:65535/").build().unwrap().inner.endpoints[0].port, 65535);
+        assert_eq!(ClientBuilder::new("wss://h/").build().unwrap().inner.endpoints[0].port, 443);
+        assert_eq!(ClientBuilder::new("ws://u@[::1]:8080/").build().unwrap().inner.endpoints[0].port, 8080);
+        assert_eq!(ClientBuilder::new("ws://[::1]/").build().unwrap().inner.endpoints[0].port, 80);
     }
 
     #[test]
@@ -581,17 +745,68 @@ mod tests {
             .subprotocol("v1.json")
             .build()
             .unwrap();
-        assert_eq!(c.inner.host, "example.com");
-        assert_eq!(c.inner.port, 8443);
+        let ep = &c.inner.endpoints[0];
+        assert_eq!(ep.host, "example.com");
+        assert_eq!(ep.port, 8443);
         assert!(c.inner.tls.is_some());
         assert_eq!(c.redacted_url(), "wss://example.com:8443/feed?token=<redacted>");
-        assert!(c.inner.request.headers()["authorization"].is_sensitive());
-        assert_eq!(c.inner.request.headers()["sec-websocket-protocol"], "v1.json");
+        assert!(ep.request.headers()["authorization"].is_sensitive());
+        assert_eq!(ep.request.headers()["sec-websocket-protocol"], "v1.json");
         let c = ClientBuilder::new("ws://[::1]/").build().unwrap();
-        assert_eq!((c.inner.host.as_str(), c.inner.port), ("::1", 80));
+        let ep = &c.inner.endpoints[0];
+        assert_eq!((ep.host.as_str(), ep.port), ("::1", 80));
         // Two clients built without a seed jitter differently.
         let a = ClientBuilder::new("ws://x/").build().unwrap();
         let b = ClientBuilder::new("ws://x/").build().unwrap();
         assert_ne!(a.core().seed, b.core().seed);
+    }
+
+    #[test]
+    fn endpoints_and_proxies() {
+        let c = ClientBuilder::new("ws://a:1/x")
+            .endpoint("wss://b/y?k=secret")
+            .proxy("http://user:pw@proxy:3128")
+            .build()
+            .unwrap();
+        assert_eq!(c.endpoints().collect::<Vec<_>>(), ["ws://a:1/x", "wss://b/y?k=<redacted>"]);
+        let proxies: Vec<_> = c.proxies().map(|p| p.map(ToString::to_string)).collect();
+        assert_eq!(proxies, [Some("http://proxy:3128".to_owned()), Some("http://proxy:3128".to_owned())]);
+        assert_eq!(c.inner.endpoints[1].request.uri().path(), "/y");
+        assert!(c.inner.tls.is_some(), "a wss endpoint needs TLS");
+        // A bad further endpoint, or a bad proxy, is a build error; the password never shows.
+        assert!(matches!(
+            ClientBuilder::new("ws://a/").endpoint("http://b/").build(),
+            Err(BuildError::UnsupportedScheme(_))
+        ));
+        let e = ClientBuilder::new("ws://a/").proxy("gopher://u:pw@h:1").build().unwrap_err();
+        assert!(matches!(e, BuildError::InvalidProxy { .. }) && !e.to_string().contains("pw"), "{e}");
+        // An https proxy needs TLS even for ws://.
+        let c = ClientBuilder::new("ws://a/").proxy("https://p:1").build().unwrap();
+        assert!(c.inner.tls.is_some());
+        assert!(ClientBuilder::new("ws://a/").build().unwrap().inner.tls.is_none());
+    }
+
+    #[test]
+    fn proxy_from_an_injected_environment() {
+        let env = ProxyEnv::with_lookup(|k| match k {
+            "http_proxy" => Some("http://envproxy:8080".into()),
+            "https_proxy" => Some("socks5h://envsocks:1080".into()),
+            "no_proxy" => Some("direct.example".into()),
+            _ => None,
+        });
+        let c = ClientBuilder::new("ws://a/")
+            .endpoint("wss://b/")
+            .endpoint("ws://direct.example/")
+            .proxy_env(env)
+            .build()
+            .unwrap();
+        let proxies: Vec<_> = c.proxies().map(|p| p.map(ToString::to_string)).collect();
+        assert_eq!(
+            proxies,
+            [Some("http://envproxy:8080".to_owned()), Some("socks5h://envsocks:1080".to_owned()), None]
+        );
+        // The default ignores the environment; no_proxy() restores that.
+        let c = ClientBuilder::new("ws://a/").proxy("http://p:1").no_proxy().build().unwrap();
+        assert_eq!(c.proxies().collect::<Vec<_>>(), [None]);
     }
 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
@@ -28,7 +28,8 @@ use tracing::Instrument;
 use crate::builder::Inner;
 use crate::client::Shared;
 use crate::conn::{Conn, Read, Reports, to_ws};
-use crate::connect::{self, Ws};
+use crate::connect::failover::Failover;
+use crate::connect::{self, Ws, phases};
 use crate::runtime::Runtime;
 
 /// Rounds per wake-up before yielding.
@@ -59,7 +60,16 @@ impl Wake for ReadWake {
     }
 }
 
-type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, ConnectInfo), OpenError>> + Send>>;
+type OpeningFuture<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, ConnectInfo), OpenError>> + Send>>;
+
+/// A transport being opened.
+struct Opening<R: Runtime> {
+    id: TransportId,
+    fut: OpeningFuture<R>,
+    /// The phase the attempt is in (see `connect::phases`), and the last one reported to the core.
+    phase: Arc<AtomicU8>,
+    reported: u8,
+}
 
 pub(crate) struct Driver<R: Runtime> {
     rt: R,
@@ -67,12 +77,14 @@ pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     timer: Option<R::Timer>,
     armed: Option<Instant>,
-    opening: Option<(TransportId, Opening<R>)>,
+    opening: Option<Opening<R>>,
     /// The connection the core sends on.
     conn: Option<Conn<R>>,
     /// Connections let go of while still open, read until they end (usually none, at most two: the
     /// core keeps one, and aborts it when it lets go of the next).
     closing: Vec<Conn<R>>,
+    /// Which endpoint each attempt goes to.
+    failover: Failover,
     /// Actions taken from the core and not yet carried out, in order.
     batch: VecDeque<Action>,
     /// Reports for the core gathered during the I/O phase.
@@ -88,6 +100,7 @@ impl<R: Runtime> Driver<R> {
         let read_wake = Arc::new(ReadWake { ready: AtomicBool::new(false), task: AtomicWaker::new() });
         Self {
             rt,
+            failover: Failover::new(cfg.endpoints.len()),
             cfg,
             shared,
             timer: None,
@@ -105,15 +118,32 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn poll_opening(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some((id, fut)) = &mut self.opening else { return false };
-        let id = *id;
-        match fut.as_mut().poll(cx) {
-            Poll::Pending => false,
+        let Some(opening) = &mut self.opening else { return false };
+        let id = opening.id;
+        match opening.fut.as_mut().poll(cx) {
+            Poll::Pending => {
+                // A new phase: the core names it if the connect timeout fires.
+                let phase = opening.phase.load(Ordering::Acquire);
+                if phase != opening.reported {
+                    opening.reported = phase;
+                    if let Some(p) = phases::decode(phase) {
+                        self.reports.push((id, TransportEvent::Progress(p)));
+                        return true;
+                    }
+                }
+                false
+            }
             Poll::Ready(result) => {
                 self.opening = None;
                 match result {
                     Ok((ws, info)) => {
-                        tracing::info!(transport = %id, handshake_ms = info.handshake.as_millis() as u64, "connected");
+                        tracing::info!(
+                            transport = %id,
+                            endpoint = info.endpoint,
+                            handshake_ms = info.handshake.as_millis() as u64,
+                            "connected"
+                        );
+                        self.failover.served(info.endpoint);
                         self.conn = Some(Conn::new(id, ws));
                         // Frames may have arrived with the handshake response.
                         self.read_wake.ready.store(true, Ordering::Release);
@@ -185,9 +215,12 @@ impl<R: Runtime> Driver<R> {
                     if let Some(old) = self.conn.take() {
                         self.closing.push(old);
                     }
-                    let span = tracing::info_span!("attempt", transport = %id, attempt);
-                    let fut = connect::open(self.rt.clone(), self.cfg.clone(), attempt).instrument(span);
-                    self.opening = Some((id, Box::pin(fut)));
+                    let endpoint = self.failover.choose(attempt);
+                    let span = tracing::info_span!("attempt", transport = %id, attempt, endpoint);
+                    let phase = Arc::new(AtomicU8::new(0));
+                    let fut = connect::open(self.rt.clone(), self.cfg.clone(), attempt, endpoint, phase.clone())
+                        .instrument(span);
+                    self.opening = Some(Opening { id, fut: Box::pin(fut), phase, reported: 0 });
                     progress = true;
                 }
                 Action::Send { transport, .. } | Action::Ping { transport, .. } => {
@@ -222,7 +255,7 @@ impl<R: Runtime> Driver<R> {
                     let (transport, code, reason) = (*transport, *code, reason.clone());
                     self.batch.pop_front();
                     progress = true;
-                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
                         // Nothing to close gracefully yet: let go of it, and say it ended.
                         self.opening = None;
                         self.reports.push((transport, TransportEvent::Closed(Ok(None))));
@@ -241,7 +274,7 @@ impl<R: Runtime> Driver<R> {
                     self.batch.pop_front();
                     progress = true;
                     // Dropping an opening attempt resets its socket (armed until the handshake ends).
-                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
                         self.opening = None;
                     }
                     if let Some(conn) = self.conn.take_if(|c| c.id == transport) {

@@ -61,6 +61,12 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     fn abort_on_drop(tcp: &Self::Tcp) -> io::Result<()>;
 }
 
+/// An instant for the sans-IO unit tests to add offsets to: they read no clock otherwise.
+#[cfg(test)]
+pub(crate) fn test_epoch() -> Instant {
+    Instant::now()
+}
+
 /// A runtime's clock, for the handles that are not generic over the runtime ([`Client`](crate::Client)).
 pub(crate) trait Clock: Send + Sync + 'static {
     fn now(&self) -> Instant;

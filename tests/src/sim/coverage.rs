@@ -76,7 +76,7 @@ pub fn cause_index(c: &Cause) -> usize {
         Cause::CloseRequested => 1,
         Cause::Opened => 2,
         Cause::OpenFailed(_) => 3,
-        Cause::ConnectTimeout => 4,
+        Cause::ConnectTimeout { .. } => 4,
         Cause::RemoteClosed(_) => 5,
         Cause::TransportFailed(_) => 6,
         Cause::Heartbeat(_) => 7,
