@@ -415,6 +415,7 @@ fn stale_bytes_of_a_dead_link_never_reach_the_server_after_the_next_connection()
     }
     net.run();
     until(&mut net, &mut events, &mut seen, ms(2_000), "the dead link", |e| matches!(e, Event::Disconnected { .. }));
+    assert_eq!(l.link(0).client_end(), tether_tests::vnet::End::Reset, "a connection given up on is reset");
     // The next connection carries the next messages.
     let mut new = net.wait(ms(1_000), "the reconnection", async {
         let end = l.accept().await;
@@ -622,4 +623,33 @@ fn raw_text(payload: &[u8]) -> Vec<u8> {
 
 fn raw_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
     tether_chaos::raw::raw_frame(b0, payload)
+}
+
+#[test]
+fn an_attempt_dropped_by_the_connect_timeout_is_reset() {
+    use tether_tests::vnet::End;
+    // The server accepts the TCP connection but never answers the upgrade request: the attempt is
+    // dropped at the connect timeout, and its socket reset (the request may sit unacknowledged).
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (_client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let _silent = net.wait(ms(1), "the connection", l.accept());
+    let mut seen = Vec::new();
+    let (e, at) = until(&mut net, &mut events, &mut seen, ms(2_000), "the timeout", |e| {
+        matches!(e, Event::RetryScheduled { .. })
+    });
+    // Named by the phase the driver reported last: the WebSocket handshake.
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            Event::StateChanged {
+                cause: Cause::ConnectTimeout { phase: Some(tether::ConnectPhase::Handshake), .. },
+                ..
+            }
+        )),
+        "{e:?} after {seen:?}"
+    );
+    assert_eq!(at - net.clock().epoch(), ms(1_000));
+    net.run();
+    assert_eq!(l.link(0).client_end(), End::Reset);
 }

@@ -11,6 +11,10 @@
 //! re-armed only when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work
 //! per wake-up is bounded; when the bound is hit the task yields instead of starving its neighbours.
 //! When a transport opens, the driver yields once so the application sees `Connected` first.
+//!
+//! The core releases transports explicitly: `Close` is graceful (the close frame is written and the
+//! connection read to its end, beside a new connection if one opens meanwhile, see `conn`), `Abort`
+//! drops at once with a reset. Every clock read goes through the runtime (`Runtime::now`, once per round).
 
 use std::collections::VecDeque;
 use std::future::Future;

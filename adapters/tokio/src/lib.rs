@@ -118,3 +118,26 @@ impl Runtime for TokioRuntime {
 pub fn connect(config: ClientConfig) -> Result<(Client, Events), NoRuntime> {
     Ok(tether::connect(TokioRuntime::current()?, config))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The driver reads tokio's clock: paused, it stands still until advanced, and the timers follow it.
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_is_tokios_and_can_be_paused() {
+        let rt = TokioRuntime::current().unwrap();
+        let t0 = rt.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(rt.now(), t0, "a paused clock does not move with real time");
+        let mut timer = rt.timer(t0 + Duration::from_secs(3_600));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(3_600)).await;
+        assert_eq!(rt.now() - t0, Duration::from_secs(3_600));
+        assert!(Pin::new(&mut timer).poll(&mut cx).is_ready());
+    }
+}
