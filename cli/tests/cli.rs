@@ -8,6 +8,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+// The real proxies of the proxy tests (tinyproxy), shared with tests/ by path: std only, and the CLI keeps
+// no dependency on the tether-tests crate.
+#[allow(dead_code)]
+#[path = "../../tests/src/real_proxy.rs"]
+mod real_proxy;
+
 /// Generous bounds: these tests must not flake on a loaded 2-core machine.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const DEMO_LIMIT: Duration = Duration::from_secs(120);
@@ -162,7 +168,14 @@ fn json_output_parses() {
     assert!(events.iter().all(|v| v.is_object() && v["t"].is_number() && !kind(v).is_empty()), "{out:?}");
     let echo = events.iter().find(|v| kind(v) == "message").expect("the echo");
     assert_eq!(echo["data"], "a \"quoted\" line\\ with\ttab");
-    assert!(events.iter().any(|v| kind(v) == "connected" && v["reconnect"] == false));
+    let connected = events.iter().find(|v| kind(v) == "connected").expect("connected");
+    assert_eq!(connected["reconnect"], false);
+    assert_eq!((connected["endpoint"].as_u64(), connected["url"].as_str()), (Some(0), Some(url.as_str())));
+    for key in ["handshake_ms", "tcp_ms", "websocket_ms"] {
+        assert!(connected[key].is_number(), "{key} in {connected}");
+    }
+    let line = out.iter().find(|l| l.contains("\"event\":\"connected\"")).expect("the connected line");
+    assert_eq!(line.matches("\"handshake_ms\"").count(), 1, "one key per name: {line}");
     assert!(events.iter().any(|v| kind(v) == "outcome" && v["outcome"] == "sent"));
     let last = events.last().expect("events");
     assert_eq!((kind(last).as_str(), last["code"].as_u64()), ("exit", Some(0)));
@@ -300,11 +313,11 @@ fn demo_completes_with_lost_zero() {
 }
 
 /// A real tinyproxy, or `None` when it cannot run here (then the test is skipped, and fails on CI).
-fn tinyproxy(test: &str, auth: bool) -> Option<tether_tests::real_proxy::RealProxy> {
-    match tether_tests::real_proxy::RealProxy::tinyproxy(auth) {
+fn tinyproxy(test: &str, auth: bool) -> Option<real_proxy::RealProxy> {
+    match real_proxy::RealProxy::tinyproxy(auth) {
         Ok(p) => Some(p),
         Err(why) => {
-            tether_tests::real_proxy::skip_or_fail(test, &why);
+            real_proxy::skip_or_fail(test, &why);
             None
         }
     }
@@ -339,7 +352,7 @@ fn echo_through_a_connect_proxy_from_http_proxy() {
     let err = echo_two_lines(Proc::spawn(cmd));
     let shown = format!("via http://{}", proxy.addr());
     assert!(err.iter().any(|l| l.contains(&shown)), "{err:?}");
-    assert!(!err.iter().any(|l| l.contains(tether_tests::real_proxy::HTTP_PASSWORD)), "{err:?}");
+    assert!(!err.iter().any(|l| l.contains(real_proxy::HTTP_PASSWORD)), "{err:?}");
     // no_proxy wins over http_proxy; --no-proxy ignores both.
     let mut cmd = tether();
     cmd.env("http_proxy", proxy.url()).env("no_proxy", "127.0.0.1").args(["connect", &url]);
@@ -354,7 +367,7 @@ fn echo_through_a_connect_proxy_from_http_proxy() {
 fn wrong_proxy_password_exits_3_with_one_line() {
     let Some(proxy) = tinyproxy("wrong_proxy_password_exits_3_with_one_line", true) else { return };
     let (_server, url) = serve(&[]);
-    let bad = proxy.url_with(tether_tests::real_proxy::HTTP_USER, "not-the-pw");
+    let bad = proxy.url_with(real_proxy::HTTP_USER, "not-the-pw");
     let mut c = connect(&["--proxy", &bad, &url]);
     c.close_stdin();
     let (code, _, err) = c.finish(RUN_LIMIT);

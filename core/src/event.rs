@@ -35,8 +35,9 @@ pub enum State {
 }
 
 impl State {
-    /// Whether `self -> to` is an edge of the state machine. Every transition the session makes is one.
-    pub fn can_transition_to(self, to: State) -> bool {
+    /// Whether `self -> to` is an edge of the state machine. Every transition the session makes is one
+    /// (checked in debug builds). Tests keep their own copy of the diagram as the specification.
+    pub(crate) fn can_transition_to(self, to: State) -> bool {
         use State::*;
         matches!(
             (self, to),
@@ -56,22 +57,12 @@ impl State {
                 | (Failed, Connecting)
         )
     }
-
-    /// All states, for exhaustive reporting.
-    pub const ALL: [State; 7] = [
-        State::Idle,
-        State::Connecting,
-        State::Connected,
-        State::Reconnecting,
-        State::Closing,
-        State::Closed,
-        State::Failed,
-    ];
 }
 
 /// A network condition reported by the platform, passed to
 /// [`Session::handle_network`](crate::Session::handle_network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NetworkHint {
     /// The network is back: a pending retry happens now instead of after the rest of its delay.
     Online,
@@ -84,6 +75,7 @@ pub enum NetworkHint {
 
 /// Why something happened. Carried by every state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cause {
     /// The application called `connect`.
     ConnectRequested,
@@ -145,6 +137,7 @@ impl std::fmt::Display for Cause {
 
 /// Why a session gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailReason {
     /// The retry policy says this failure will not pass by retrying (e.g. HTTP 401, close 1008).
     Fatal(Cause),
@@ -178,8 +171,15 @@ impl std::fmt::Display for FailReason {
     }
 }
 
+// Their `Display` already includes the underlying error (one line for users), so no `source()`: a
+// report that walks the chain would print it twice.
+impl std::error::Error for Cause {}
+
+impl std::error::Error for FailReason {}
+
 /// How an accepted message ended. Each message id gets exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Written and flushed to the socket. A WebSocket has no delivery receipt: this is the strongest
     /// guarantee available without an application-level acknowledgement.
@@ -196,14 +196,9 @@ pub enum Outcome {
     Aborted,
 }
 
-impl Outcome {
-    /// All outcomes, for exhaustive reporting.
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Sent, Outcome::Dropped, Outcome::Expired, Outcome::Abandoned, Outcome::Aborted];
-}
-
 /// What `close` does with messages still queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum CloseMode {
     /// Send what is queued on the open connection, then the close frame; whatever is left when the close
     /// timeout passes is aborted. Without an open connection nothing can be drained: queued messages are
@@ -216,6 +211,7 @@ pub enum CloseMode {
 
 /// Something for the application, from [`Session::poll_event`](crate::Session::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The state changed.
     StateChanged {
@@ -238,6 +234,7 @@ pub enum Event {
         info: ConnectInfo,
     },
     /// An open connection was lost.
+    #[non_exhaustive]
     Disconnected {
         /// Why.
         cause: Cause,
@@ -245,6 +242,7 @@ pub enum Event {
         next_attempt_at: Option<Instant>,
     },
     /// The next attempt is scheduled (after a failed attempt or a lost connection).
+    #[non_exhaustive]
     RetryScheduled {
         /// Its attempt number.
         attempt: u32,
@@ -273,6 +271,7 @@ pub enum Event {
     /// The session gave up.
     Failed(FailReason),
     /// The session closed after a user close.
+    #[non_exhaustive]
     Closed {
         /// How the close ended: [`Cause::CloseCompleted`] or [`Cause::CloseTimeout`] or
         /// [`Cause::CloseRequested`] when there was no connection to close.

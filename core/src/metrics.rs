@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 /// Failures counted by kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorCounts {
     /// DNS lookups that failed.
     pub dns: u64,
@@ -45,6 +46,7 @@ impl ErrorCounts {
 
 /// Round-trip time measured by the heartbeat's ping/pong pairs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rtt {
     /// The latest sample.
     pub last: Option<Duration>,
@@ -79,6 +81,7 @@ impl Rtt {
 /// "Sent" counts messages the transport reported flushed to the socket, not messages delivered: a
 /// WebSocket has no application-level acknowledgement.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Data messages flushed to a transport (preamble included).
     pub messages_sent: u64,

@@ -9,6 +9,7 @@ use crate::transport::{OpenError, ProxyError, TransportError, Violation};
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Retry after the backoff delay.
     Retry,

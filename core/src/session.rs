@@ -164,21 +164,6 @@ impl Session {
         &self.cfg
     }
 
-    /// The latest `now` the session has been given (inputs are clamped to it, so time never runs
-    /// backwards inside). Passing it again as `now` changes nothing about time.
-    pub fn latest_now(&self) -> Instant {
-        self.last_now
-    }
-
-    /// Whether [`send`](Self::send) reads its `now`: only for message expiry ([`QueueConfig::ttl`]).
-    /// When false, a driver may pass [`latest_now`](Self::latest_now) instead of reading the clock on
-    /// every send; the result is the same, and a clock read is a measurable share of a send's cost.
-    ///
-    /// [`QueueConfig::ttl`]: crate::QueueConfig::ttl
-    pub fn send_uses_clock(&self) -> bool {
-        self.cfg.queue.ttl.is_some()
-    }
-
     /// The transport in use (opening, open or closing), if any.
     pub fn transport(&self) -> Option<TransportId> {
         self.transport
@@ -243,6 +228,10 @@ impl Session {
     ///
     /// Accepted in every state but `Closing`, `Closed` and `Failed`: while not connected the message
     /// waits in the queue. Refused messages are handed back in the error.
+    ///
+    /// `now` matters only for expiry: without a [`QueueConfig::ttl`](crate::QueueConfig::ttl) a driver
+    /// may pass any instant it already holds instead of reading the clock (an earlier `now` counts as the
+    /// latest one seen), and the result is the same.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<MessageId, SendError> {
         let now = self.clamp(now);
         if matches!(self.state, State::Closing | State::Closed | State::Failed) {

@@ -171,6 +171,7 @@ fn socks_reply_text(reply: u8) -> String {
 
 /// Why opening a transport failed, classified so the retry policy can decide.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The host name did not resolve.
     Dns(String),
@@ -222,6 +223,8 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+impl std::error::Error for OpenError {}
+
 /// A breach of the WebSocket protocol by the server, detected by this client.
 ///
 /// The client then *fails the connection* (RFC 6455 7.1.7): it sends a close frame with
@@ -261,6 +264,7 @@ impl Violation {
 
 /// Why an open transport was lost, when it was not a close frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransportError {
     /// Reading or writing the socket failed (reset, broken pipe, EOF without a close frame).
     Io(String),
@@ -284,6 +288,8 @@ impl std::fmt::Display for TransportError {
         }
     }
 }
+
+impl std::error::Error for TransportError {}
 
 /// What the driver learned while opening a transport: reported with [`TransportEvent::Opened`] and
 /// handed to the application on [`Event::Connected`](crate::Event::Connected).

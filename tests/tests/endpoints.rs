@@ -22,7 +22,7 @@ fn secs(n: u64) -> Duration {
 
 fn fast(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
-        .backoff(BackoffConfig { base: ms(50), max_delay: ms(300), stable_after: ms(300), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().base(ms(50)).max_delay(ms(300)).stable_after(ms(300)))
         .connect_timeout(secs(5))
         .close_timeout(secs(2))
 }

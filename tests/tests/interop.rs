@@ -239,7 +239,7 @@ async fn until<R: Rt>(
 
 fn fast(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
-        .backoff(BackoffConfig { base: ms(20), max_delay: ms(200), stable_after: ms(300), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().base(ms(20)).max_delay(ms(200)).stable_after(ms(300)))
         .connect_timeout(secs(3))
         .close_timeout(secs(2))
 }
@@ -335,7 +335,7 @@ async fn close_1001_reconnects<R: Rt>(kind: Kind) {
     client.send("b").await.unwrap();
     let e =
         until::<R>(&mut events, &mut seen, secs(5), "disconnected", |e| matches!(e, Event::Disconnected { .. })).await;
-    let Event::Disconnected { cause, next_attempt_at } = &e else { unreachable!() };
+    let Event::Disconnected { cause, next_attempt_at, .. } = &e else { unreachable!() };
     assert!(remote_close(cause, 1001), "{e:?}");
     assert!(next_attempt_at.is_some(), "1001 is retried: {e:?}");
     let e = until::<R>(&mut events, &mut seen, secs(10), "reconnected", connected).await;

@@ -6,6 +6,9 @@
 //! A missing proxy binary (or danted's system account) skips a test with the reason, and fails it on
 //! CI (`CI=true`), where `.ci/run` installs them.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,7 +33,7 @@ fn secs(n: u64) -> Duration {
 
 fn fast(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
-        .backoff(BackoffConfig { base: ms(50), max_delay: ms(300), stable_after: ms(300), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().base(ms(50)).max_delay(ms(300)).stable_after(ms(300)))
         .connect_timeout(secs(5))
         .close_timeout(secs(2))
 }
@@ -83,8 +86,16 @@ fn proxy_or_skip(test: &str, p: Result<RealProxy, Missing>) -> Option<RealProxy>
 /// ws:// and wss:// (TLS to the server inside the tunnel) through `proxy_url`; both echo, and
 /// `Connected` says which proxy and how long each phase took.
 async fn ws_and_wss<R: Rt>(proxy_url: String, socks_hostname: bool) {
+    ws_and_wss_trusting::<R>(proxy_url, socks_hostname, None).await;
+}
+
+/// [`ws_and_wss`] with the servers' certificates from `pki` (made here if `None`).
+async fn ws_and_wss_trusting<R: Rt>(proxy_url: String, socks_hostname: bool, pki: Option<TestPki>) {
     let plain = TestServer::start(Behavior::Echo);
-    let pki = TestPki::generate("proxy test CA").expect("test PKI");
+    let pki = match pki {
+        Some(p) => p,
+        None => TestPki::generate("proxy test CA").expect("test PKI"),
+    };
     let tls = TestServer::start_tls(Behavior::Echo, pki.server.clone());
     for (url, is_tls) in [(plain.url(), false), (tls.url(), true)] {
         let mut proxy = proxy_url.clone();
@@ -259,5 +270,136 @@ fn no_proxy_bypasses_the_environment_proxy() {
             echo::<Tokio>(&client, &mut events, no_proxy).await;
             client.close(1000, "done").await.unwrap();
         }
+    });
+}
+
+/// A TLS front for a proxy (what an `https://` proxy is): terminates TLS with `tls` and forwards the
+/// bytes to `upstream`, on its own thread and runtime, for the life of the test process.
+fn tls_front(upstream: SocketAddr, tls: Arc<rustls::ServerConfig>) -> SocketAddr {
+    use async_tungstenite::tokio::TokioAdapter;
+    use futures::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = futures_rustls::TlsAcceptor::from(tls.clone());
+                tokio::spawn(async move {
+                    let Ok(client) = acceptor.accept(TokioAdapter::new(tcp)).await else { return };
+                    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (cr, mut cw) = client.split();
+                    let (ur, mut uw) = TokioAdapter::new(up).split();
+                    let _ = futures::future::select(
+                        std::pin::pin!(futures::io::copy(cr, &mut uw)),
+                        std::pin::pin!(futures::io::copy(ur, &mut cw)),
+                    )
+                    .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// An `https://` proxy (TLS to the proxy, then CONNECT, then the server's own TLS inside for wss://):
+/// tinyproxy behind a TLS front whose certificate the client trusts like the servers'.
+#[test]
+fn https_proxy_ws_and_wss() {
+    let Some(p) = proxy_or_skip("https_proxy_ws_and_wss", RealProxy::tinyproxy(true)) else { return };
+    let pki = TestPki::generate("https proxy CA").expect("test PKI");
+    let front = tls_front(p.addr(), pki.server.clone());
+    let url = p.url().replacen("http://", "https://", 1).replacen(&p.addr().to_string(), &front.to_string(), 1);
+    Tokio::block_on(ws_and_wss_trusting::<Tokio>(url, false, Some(pki)));
+}
+
+/// A fake proxy on its own thread: `answer` speaks to each connection (up to 10).
+fn fake_proxy(answer: fn(&mut TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(10) {
+            let Ok(mut conn) = conn else { return };
+            answer(&mut conn);
+        }
+    });
+    addr
+}
+
+/// Reads until the end of an HTTP head (or EOF).
+fn read_head(conn: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && matches!(conn.read(&mut byte), Ok(1)) {
+        head.push(byte[0]);
+    }
+}
+
+/// A proxy answering 503 with `Retry-After`: retried, not sooner than it asked.
+#[test]
+fn proxy_503_is_retried_after_its_retry_after() {
+    let proxy = fake_proxy(|conn| {
+        read_head(conn);
+        let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n");
+    });
+    Tokio::block_on(async move {
+        let cfg = fast("ws://127.0.0.1:9/").proxy(format!("http://{proxy}")).build().unwrap();
+        let (client, mut events) = Tokio::connect(cfg);
+        let cause = until::<Tokio>(&mut events, secs(10), "a failed attempt", |e| {
+            matches!(e, Event::StateChanged { cause: Cause::OpenFailed(_), .. })
+        })
+        .await;
+        let Event::StateChanged { cause: Cause::OpenFailed(OpenError::Proxy(e)), .. } = cause else {
+            panic!("expected a proxy failure, got {cause:?}");
+        };
+        assert_eq!(e, ProxyError::Http { status: 503, retry_after: Some(secs(1)) });
+        let delay =
+            match until::<Tokio>(&mut events, secs(5), "retry", |e| matches!(e, Event::RetryScheduled { .. })).await {
+                Event::RetryScheduled { delay, .. } => delay,
+                _ => unreachable!("matched RetryScheduled"),
+            };
+        assert!(delay >= secs(1), "Retry-After honoured: {delay:?}");
+        let _ = client.close(1000, "done").await;
+    });
+}
+
+/// SOCKS5 reply codes through the retry policy: 5 (connection refused) is retried like a 502,
+/// 2 (not allowed by the ruleset) is fatal like a 403.
+#[test]
+fn socks_reply_codes_map_to_verdicts() {
+    fn socks_replying(code: u8) -> impl Fn(&mut TcpStream) {
+        move |conn: &mut TcpStream| {
+            let mut greeting = [0u8; 3];
+            let mut request = [0u8; 10]; // VER CMD RSV ATYP=1 IPv4 PORT
+            if conn.read_exact(&mut greeting).is_ok()
+                && conn.write_all(&[5, 0]).is_ok()
+                && conn.read_exact(&mut request).is_ok()
+            {
+                let _ = conn.write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0]);
+            }
+        }
+    }
+    let refused = fake_proxy(|c| socks_replying(5)(c));
+    let forbidden = fake_proxy(|c| socks_replying(2)(c));
+    Smol::block_on(async move {
+        let cfg = fast("ws://127.0.0.1:9/").proxy(format!("socks5://{refused}")).build().unwrap();
+        let (client, mut events) = Smol::connect(cfg);
+        let retried = until::<Smol>(&mut events, secs(10), "retry after reply 5", |e| {
+            matches!(
+                e,
+                Event::StateChanged { cause: Cause::OpenFailed(OpenError::Proxy(ProxyError::Socks { reply: 5 })), .. }
+            )
+        });
+        retried.await;
+        until::<Smol>(&mut events, secs(5), "retry", |e| matches!(e, Event::RetryScheduled { .. })).await;
+        let _ = client.close(1000, "done").await;
+
+        let cfg = fast("ws://127.0.0.1:9/").proxy(format!("socks5://{forbidden}")).build().unwrap();
+        let (_client, mut events) = Smol::connect(cfg);
+        let why = failed::<Smol>(&mut events).await;
+        assert_eq!(why, FailReason::Fatal(Cause::OpenFailed(OpenError::Proxy(ProxyError::Socks { reply: 2 }))));
+        assert!(why.to_string().contains("connection not allowed by ruleset"), "{why}");
     });
 }

@@ -17,12 +17,10 @@ fn ms(n: u64) -> Duration {
 }
 
 fn builder(url: &str) -> ClientBuilder {
-    ClientBuilder::new(url).heartbeat(None).connect_timeout(Duration::from_secs(10)).backoff(BackoffConfig {
-        base: ms(20),
-        max_delay: ms(20),
-        jitter: Jitter::None,
-        ..BackoffConfig::default()
-    })
+    ClientBuilder::new(url)
+        .heartbeat(None)
+        .connect_timeout(Duration::from_secs(10))
+        .backoff(BackoffConfig::default().base(ms(20)).max_delay(ms(20)).jitter(Jitter::None))
 }
 
 async fn until<R: Rt>(events: &mut Events, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {

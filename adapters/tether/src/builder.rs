@@ -54,6 +54,7 @@ enum ProxySetting {
 
 /// Why a client could not be built. Each variant says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No URL was given.
     #[error("no URL given; call ClientBuilder::url(\"wss://...\")")]
@@ -717,7 +718,7 @@ mod tests {
     #[test]
     fn core_config_keeps_its_seed() {
         // Issue 11, defect 9: `build` replaced a seeded core config's seed with a random one.
-        let seeded = Config { seed: 42, ..Config::default() };
+        let seeded = Config::default().seed(42);
         assert_eq!(ClientBuilder::new("ws://x/").core_config(seeded.clone()).build().unwrap().core().seed, 42);
         // An explicit `seed` wins, whichever comes first.
         let b = ClientBuilder::new("ws://x/").core_config(seeded.clone()).seed(7);
@@ -733,7 +734,7 @@ mod tests {
     #[test]
     fn write_buffer_fits_the_largest_queued_message() {
         // Autobahn 9.1.6 / 9.2.6: a 16 MiB echo died with "Write buffer is full" under the old 16 MiB cap.
-        let queue = QueueConfig { max_bytes: 64 << 20, ..QueueConfig::default() };
+        let queue = QueueConfig::default().max_bytes(64 << 20);
         let c = ClientBuilder::new("ws://x/").queue(queue).build().unwrap();
         assert!(c.inner.ws.max_write_buffer_size > (64 << 20) + (64 << 10) + MAX_FRAME_HEADER);
     }

@@ -20,6 +20,10 @@
 //! endpoints ([`ClientBuilder::endpoint`]), and race a host's addresses (Happy Eyeballs). Each attempt
 //! is timed phase by phase (DNS, TCP, proxy, TLS, WebSocket handshake: [`ConnectInfo::phases`]).
 //!
+//! What may grow without breaking you: the core's rules apply (see [`tether_core`], "What you can rely
+//! on as the API grows"); here [`BuildError`] and [`ConnectError`] are `#[non_exhaustive]`, and
+//! [`ClientConfig`] is opaque (made only by [`ClientBuilder::build`], whose methods are the settings).
+//!
 //! Logging goes through `tracing`: a span per client (URL with query values redacted) and per attempt;
 //! header values that may hold secrets, and proxy credentials, are never logged.
 
@@ -46,10 +50,9 @@ mod waiters;
 pub use builder::{
     BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook, ResolveFuture, Resolver,
 };
-pub use client::{Client, Receipt, SendMessage, connect};
+pub use client::{Client, ConnectError, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use runtime::Runtime;
-pub use tls::MaybeTls;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.

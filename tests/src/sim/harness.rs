@@ -46,10 +46,10 @@ impl Trace {
 fn fmt_event(e: &Event, epoch: Instant) -> String {
     let rel = |t: Instant| format!("+{:?}", t.saturating_duration_since(epoch));
     match e {
-        Event::RetryScheduled { attempt, delay, at } => {
+        Event::RetryScheduled { attempt, delay, at, .. } => {
             format!("RetryScheduled {{ attempt: {attempt}, delay: {delay:?}, at: {} }}", rel(*at))
         }
-        Event::Disconnected { cause, next_attempt_at } => {
+        Event::Disconnected { cause, next_attempt_at, .. } => {
             format!("Disconnected {{ cause: {cause:?}, next_attempt_at: {:?} }}", next_attempt_at.map(rel))
         }
         e => format!("{e:?}"),
