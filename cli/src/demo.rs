@@ -176,7 +176,7 @@ async fn watch_events(shared: Arc<Shared>, client: Client, mut events: tether_to
                     format!("attempt {} failed: {cause}", attempt.saturating_sub(1).max(1))
                 };
                 if requeued_now > 0 {
-                    line.push_str(&format!("; {requeued_now} in-flight messages requeued"));
+                    line.push_str(&format!("; {} requeued", crate::connect::count(requeued_now, "in-flight message")));
                     requeued_now = 0;
                 }
                 line.push_str(&format!("; next attempt in {} (backoff with jitter)", fmt_duration(delay)));

@@ -248,13 +248,68 @@ fn spent_retry_budget_exits_4() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let url = format!("ws://127.0.0.1:{port}/");
     let mut c = connect(&[&url, "--max-attempts", "3", "--backoff-base", "20ms"]);
+    // Something to send, so the end of stdin does not stop the retries.
+    c.write("queued\n");
     c.close_stdin();
     let (code, _, err) = c.finish(RUN_LIMIT);
     assert_eq!(code, Some(4), "{err:?}");
-    // One line per failed attempt, then the verdict.
-    assert_eq!(err.len(), 3, "{err:?}");
+    // One line per failed attempt, then the verdict, then the queued line's fate (in the singular).
+    assert_eq!(err.len(), 4, "{err:?}");
     assert!(err[0].contains("attempt 1 failed: TCP connect failed"), "{err:?}");
     assert!(err[2].contains("gave up after 3 failed attempts"), "{err:?}");
+    assert_eq!(err[3], "tether: 1 queued message was not sent (aborted by the close)");
+}
+
+#[test]
+fn stdin_at_its_end_and_a_host_that_never_answers_ends() {
+    // A host that accepts TCP (the kernel's backlog) and never answers the upgrade request.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}/", silent.local_addr().expect("addr"));
+    let started = Instant::now();
+    let mut c = connect(&["--connect-timeout", "300ms", &url]);
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(4), "{err:?}");
+    assert!(out.is_empty(), "{out:?}");
+    let last = err.last().expect("a verdict");
+    assert!(last.contains("could not connect, and stdin ended with nothing to send"), "{err:?}");
+    assert!(last.contains("timed out"), "{err:?}");
+    // One attempt, bounded by the connect timeout (the bound here is only for a loaded machine).
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    drop(silent);
+}
+
+#[test]
+fn linger_waits_for_quiet_and_zero_closes_at_once() {
+    let (_server, url) = serve(&[]);
+    // Nothing to send and --linger 3: connected, then 3 s without a message, then a clean close.
+    let started = Instant::now();
+    let mut c = connect(&["--linger", "3", &url]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(0), "{err:?}");
+    let lingered = started.elapsed();
+    assert!(lingered >= Duration::from_secs(3), "closed after {lingered:?}");
+    // --linger 0, the behaviour before --linger existed: close as soon as everything is sent.
+    let started = Instant::now();
+    let mut c = connect(&["--linger", "0", &url]);
+    c.write("one\n");
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(started.elapsed() < lingered, "--linger 0 took {:?}", started.elapsed());
+}
+
+#[test]
+fn help_lists_the_timeouts_and_the_end_of_stdin_rules() {
+    let mut cmd = tether();
+    cmd.args(["connect", "--help"]);
+    let (code, out, _) = Proc::spawn(cmd).finish(RUN_LIMIT);
+    assert_eq!(code, Some(0));
+    let help = out.join("\n");
+    for flag in ["--connect-timeout <S>", "--close-timeout <S>", "--linger <S>", "At the end of stdin:"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
 }
 
 #[test]

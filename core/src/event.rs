@@ -162,7 +162,8 @@ impl std::fmt::Display for FailReason {
         match self {
             FailReason::Fatal(c) => write!(f, "fatal, not retried: {c}"),
             FailReason::RetriesExhausted { attempts, last } => {
-                write!(f, "gave up after {attempts} failed attempts; last: {last}")
+                let s = if *attempts == 1 { "" } else { "s" };
+                write!(f, "gave up after {attempts} failed attempt{s}; last: {last}")
             }
             FailReason::BudgetExhausted { elapsed, last } => {
                 write!(f, "gave up after {:.1}s of outage; last: {last}", elapsed.as_secs_f64())

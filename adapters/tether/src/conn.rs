@@ -249,16 +249,18 @@ pub(crate) fn to_ws(message: Message) -> WsMessage {
 /// A read error: the end of the connection, or a breach of the protocol by the server (which the core
 /// answers with the matching close code).
 fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
-    let violation = |kind, e: WsError| TransportError::Violation { kind, detail: e.to_string() };
+    let violation = |kind, detail: String| Err(TransportError::Violation { kind, detail });
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
-        // The TCP connection ended without a close frame: lost, not a breach to answer.
+        // The peer vanished (a crash, a reset): a lost connection, not a breach of the protocol.
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            Err(TransportError::Io("connection closed without a close frame".into()))
+            Err(TransportError::Io("connection reset without a closing handshake".into()))
         }
-        e @ WsError::Utf8(_) => Err(violation(Violation::InvalidUtf8, e)),
-        e @ WsError::Capacity(_) => Err(violation(Violation::TooBig, e)),
-        e @ WsError::Protocol(_) => Err(violation(Violation::Protocol, e)),
+        // The details without tungstenite's "WebSocket protocol error: " prefix: `TransportError`'s
+        // message already says what kind of error it is.
+        WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
+        e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
+        WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
         other => Err(classify_write_error(other)),
     }
 }
@@ -269,5 +271,27 @@ fn classify_write_error(e: WsError) -> TransportError {
         WsError::Io(e) => TransportError::Io(e.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
         other => TransportError::Io(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_say_what_happened_once() {
+        let reset = classify_read_error(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake));
+        let Err(e) = reset else { panic!("a reset is an error") };
+        assert_eq!(e, TransportError::Io("connection reset without a closing handshake".into()));
+        assert_eq!(e.to_string(), "connection I/O error: connection reset without a closing handshake");
+
+        let Err(e) = classify_read_error(WsError::Protocol(ProtocolError::NonZeroReservedBits)) else {
+            panic!("a protocol error is an error")
+        };
+        let text = e.to_string();
+        assert!(matches!(e, TransportError::Violation { kind: Violation::Protocol, .. }), "{e:?}");
+        assert_eq!(text.matches("protocol").count(), 2, "{text}"); // "broke the WebSocket protocol (protocol error)"
+        assert!(!text.contains("WebSocket protocol error"), "{text}");
+        assert_eq!(classify_read_error(WsError::ConnectionClosed), Ok(None));
     }
 }

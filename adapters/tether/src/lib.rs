@@ -37,6 +37,7 @@ mod client;
 mod conn;
 mod connect;
 mod driver;
+mod endpoint;
 mod events;
 #[cfg(feature = "async-io")]
 mod keeper;
