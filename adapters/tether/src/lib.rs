@@ -36,6 +36,7 @@ mod builder;
 mod client;
 mod connect;
 mod driver;
+mod endpoint;
 mod events;
 #[cfg(feature = "async-io")]
 mod keeper;

@@ -28,7 +28,8 @@ use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOC
 use rustls_pki_types::ServerName;
 use tether_core::{ConnectInfo, ConnectPhase, OpenError, ProxyError};
 
-use crate::builder::{Endpoint, HttpRequest, Inner};
+use crate::builder::{HttpRequest, Inner};
+use crate::endpoint::Endpoint;
 use crate::proxy::{ProxyKind, ProxyUrl, SocksTarget, tunnel};
 use crate::runtime::Runtime;
 use crate::tls::MaybeTls;
@@ -159,7 +160,9 @@ async fn through_proxy<R: Runtime>(
         OpenError::Dns(e) => unreachable(format!("cannot resolve the proxy: {e}")),
         other => other,
     })?;
-    // socks5:// resolves the server here (the DNS phase covers both names); socks5h:// lets the proxy.
+    // socks5:// resolves the server here (the DNS phase covers both names) and sends the first address:
+    // a SOCKS5 request carries one, and trying the next would take a new tunnel; socks5h:// lets the
+    // proxy resolve (and race) the name.
     let socks_target = match proxy.kind {
         ProxyKind::Socks5 => {
             let mut found = resolve(rt, cfg, phases, &ep.host, ep.port).await?;
