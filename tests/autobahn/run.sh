@@ -4,20 +4,25 @@
 #   bash tests/autobahn/run.sh                     # every case on tokio, smol and async-std
 #   AUTOBAHN_RUNTIMES="tokio" bash tests/autobahn/run.sh
 #
-# Installs the official suite (`autobahntestsuite`, Python 2.7 only) into a virtualenv under the cache
-# dir, starts its fuzzing server on 127.0.0.1, runs tests/autobahn/client.rs once per runtime (agent
-# tether-<runtime>), reads reports/clients/index.json and exits non-zero on any case that is FAILED,
-# WRONG CODE, UNCLEAN or missing. The summary goes to stdout and to $AUTOBAHN_SUMMARY if set.
+# The fuzzing server is the official suite (`autobahntestsuite`, Python 2.7 only) when a Python 2.7
+# interpreter is found, and otherwise `kosoku` (PyPI), a Python 3 port of the suite's fuzzing server
+# that runs the same case files; the script says which one ran, and so does the summary. Either is
+# installed, pinned, into a virtualenv under the target dir (never the home directory). It starts the
+# server on 127.0.0.1, runs tests/autobahn/client.rs once per runtime (agent tether-<runtime>), reads
+# the reports' index.json and exits non-zero on any case that is FAILED, WRONG CODE, UNCLEAN or
+# missing. The summary goes to stdout and to $AUTOBAHN_SUMMARY if set.
 #
 # Excluded: 12.* and 13.* (permessage-deflate): tungstenite does not implement the extension, so
 # Tether never offers it and those cases cannot apply.
 #
 # Environment:
 #   AUTOBAHN_RUNTIMES   runtimes to run (default: "tokio smol async-std")
+#   AUTOBAHN_SERVER     wstest (the official suite, needs Python 2.7), kosoku (Python 3), or auto (the
+#                       default: wstest when a Python 2.7 is found, kosoku otherwise)
 #   AUTOBAHN_PORT       fuzzing server port (default: a free one)
 #   AUTOBAHN_PROFILE    cargo profile for the client (default: dev, which shares the build of `cargo test`)
 #   AUTOBAHN_SUMMARY    also write the summary (markdown) to this file
-#   TETHER_CACHE        where the Python environments live (default: ~/.cache/tether)
+#   TETHER_CACHE        where the Python environments live (default: the target dir's autobahn-env/)
 #   PYTHON27            a Python 2.7 interpreter (default: pyenv's 2.7.*, then python2.7 on PATH)
 set -euo pipefail
 
@@ -25,9 +30,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 runtimes="${AUTOBAHN_RUNTIMES:-tokio smol async-std}"
 profile="${AUTOBAHN_PROFILE:-dev}"
-cache="${TETHER_CACHE:-$HOME/.cache/tether}"
-work="${CARGO_TARGET_DIR:-$repo/target}/autobahn"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+cache="${TETHER_CACHE:-$target_dir/autobahn-env}"
+work="$target_dir/autobahn"
 venv="$cache/autobahn-venv"
+kosoku_venv="$cache/kosoku-venv"
 
 say() { printf 'autobahn: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -48,7 +55,7 @@ install_suite() {
     fi
     local py27
     py27="$(find_python27)"
-    [ -n "$py27" ] || die "no Python 2.7 found (the official autobahntestsuite runs only on 2.7); set PYTHON27 or install one with pyenv"
+    [ -n "$py27" ] || die "no Python 2.7 found (the official autobahntestsuite runs only on 2.7); set PYTHON27, or AUTOBAHN_SERVER=kosoku"
     say "installing autobahntestsuite into $venv (Python: $py27)"
     mkdir -p "$cache"
     rm -rf "$venv" "$cache/virtualenv-tool"
@@ -62,64 +69,153 @@ install_suite() {
     cp "$here/requirements-py27.txt" "$stamp"
 }
 
+# The Python 3 port: one pinned package, no native build (its wheel is abi3).
+install_kosoku() {
+    local stamp="$kosoku_venv/.tether-installed"
+    if [ -f "$stamp" ] && cmp -s "$stamp" "$here/requirements-kosoku.txt" && [ -x "$kosoku_venv/bin/kosoku" ]; then
+        return
+    fi
+    say "installing kosoku into $kosoku_venv ($(python3 --version 2>&1))"
+    mkdir -p "$cache"
+    rm -rf "$kosoku_venv"
+    python3 -m venv "$kosoku_venv"
+    "$kosoku_venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-kosoku.txt" >&2
+    "$kosoku_venv/bin/kosoku" --help >/dev/null 2>&1 || die "kosoku does not start; see pip's output above"
+    cp "$here/requirements-kosoku.txt" "$stamp"
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-install_suite
+server="${AUTOBAHN_SERVER:-auto}"
+if [ "$server" = auto ]; then
+    if [ -n "$(find_python27)" ]; then server=wstest; else server=kosoku; fi
+fi
+case "$server" in
+    wstest)
+        say "fuzzing server: the official autobahntestsuite (wstest, Python 2.7)"
+        install_suite
+        ;;
+    kosoku)
+        say "fuzzing server: kosoku, the Python 3 port of the suite's fuzzing server (no Python 2.7 used)"
+        install_kosoku
+        ;;
+    *) die "AUTOBAHN_SERVER must be wstest, kosoku or auto, not $server" ;;
+esac
 
 say "building the client (profile $profile)"
 (cd "$repo" && cargo build -q --profile "$profile" -p tether-tests --example autobahn-client)
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 case "$profile" in dev) bin="$target_dir/debug/examples/autobahn-client" ;; *) bin="$target_dir/$profile/examples/autobahn-client" ;; esac
 [ -x "$bin" ] || die "client binary missing at $bin"
 
 rm -rf "$work"
 mkdir -p "$work"
-port="${AUTOBAHN_PORT:-$(free_port)}"
-cat >"$work/fuzzingserver.json" <<EOF
+
+# Starts the fuzzing server on 127.0.0.1:$1, writing reports into $work/$2; waits until it listens.
+start_server() {
+    local port=$1 outdir=$2 ready
+    case "$server" in
+        wstest)
+            cat >"$work/fuzzingserver.json" <<EOF
 {
   "url": "ws://127.0.0.1:$port",
-  "outdir": "./reports/clients",
+  "outdir": "./$outdir",
   "cases": ["*"],
   "exclude-cases": ["12.*", "13.*"],
   "exclude-agent-cases": {}
 }
 EOF
+            (cd "$work" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/server.log" 2>&1 &
+            ready="Fuzzing Server"
+            ;;
+        kosoku)
+            (cd "$work" && exec "$kosoku_venv/bin/kosoku" -m fuzzingserver -x '12.*' -x '13.*' -o "$outdir" \
+                "127.0.0.1:$port") >"$work/server.log" 2>&1 &
+            ready="fuzzingserver listening"
+            ;;
+    esac
+    server_pid=$!
+    for _ in $(seq 1 150); do
+        if grep -q "$ready" "$work/server.log" 2>/dev/null &&
+            python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
+            return
+        fi
+        kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; die "the fuzzing server exited"; }
+        sleep 0.2
+    done
+    die "the fuzzing server did not start listening within 30 s"
+}
 
-say "starting the fuzzing server on 127.0.0.1:$port"
-(cd "$work" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    if grep -q "Fuzzing Server" "$work/server.log" 2>/dev/null &&
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
-        break
+# kosoku exits by itself once the client asked for its reports: wait (bounded) for it to write them.
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    if [ "$server" = kosoku ]; then
+        for _ in $(seq 1 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
     fi
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; die "the fuzzing server exited"; }
-    sleep 0.2
-done
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+server_pid=
+trap 'stop_server' EXIT
 
-declare -A took
+declare -A took counts
+# wstest serves every runtime from one process; kosoku serves one client's reports and exits: one
+# server per runtime, each writing its own index.json.
+if [ "$server" = wstest ]; then
+    port="${AUTOBAHN_PORT:-$(free_port)}"
+    say "starting the fuzzing server on 127.0.0.1:$port"
+    start_server "$port" reports/clients
+fi
 for rt in $runtimes; do
+    if [ "$server" = kosoku ]; then
+        port="${AUTOBAHN_PORT:-$(free_port)}"
+        say "starting the fuzzing server on 127.0.0.1:$port for $rt"
+        start_server "$port" "reports/$rt"
+    fi
     say "running the cases on $rt"
     t0=$(date +%s)
-    "$bin" "$rt" "ws://127.0.0.1:$port" "tether-$rt" || say "the $rt client reported trouble (exit $?)"
+    "$bin" "$rt" "ws://127.0.0.1:$port" "tether-$rt" 2>"$work/client-$rt.log" || say "the $rt client reported trouble (exit $?)"
+    cat "$work/client-$rt.log" >&2
     took[$rt]=$(($(date +%s) - t0))
+    counts[$rt]=$(sed -n 's/.*: \([0-9][0-9]*\) cases on the server.*/\1/p' "$work/client-$rt.log" | head -1)
+    if [ "$server" = kosoku ]; then stop_server; fi
 done
+stop_server
 
-index="$work/reports/clients/index.json"
-[ -f "$index" ] || die "no report at $index"
 timings=""
 for rt in $runtimes; do timings="$timings tether-$rt=${took[$rt]}"; done
+case_counts=""
+for rt in $runtimes; do case_counts="$case_counts tether-$rt=${counts[$rt]:-0}"; done
 
-suite_version="$("$venv/bin/wstest" --autobahnversion 2>/dev/null | tr '\n' ' ' | sed 's/  */ /g')"
-python3 - "$index" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" <<'EOF'
-import ast, collections, json, re, sys
+case "$server" in
+    wstest)
+        suite_version="the official fuzzing server, $("$venv/bin/wstest" --autobahnversion 2>/dev/null | tr '\n' ' ' | sed 's/  */ /g')"
+        ;;
+    kosoku)
+        suite_version="kosoku $("$kosoku_venv/bin/pip" show kosoku 2>/dev/null | sed -n 's/^Version: //p'), the Python 3 port of the suite's fuzzing server (the same case files)"
+        ;;
+esac
+python3 - "$work/reports" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" "$case_counts" <<'EOF'
+import ast, collections, glob, json, os, re, sys
 
-index, log, runtimes, timings, summary_path, profile, suite = sys.argv[1:8]
-report = json.load(open(index))
-expected = ast.literal_eval(re.search(r"Cases = (\[.*?\])", open(log).read()).group(1))
+reports, log, runtimes, timings, summary_path, profile, suite, case_counts = sys.argv[1:9]
+report = {}
+for index in glob.glob(os.path.join(reports, "*", "index.json")):
+    for agent, cases in json.load(open(index)).items():
+        report.setdefault(agent, {}).update(cases)
+if not report:
+    sys.exit("autobahn: ERROR: no report under %s" % reports)
+# The cases the server offered: wstest logs them; for kosoku, the union of its reports, and each
+# client's count (from /getCaseCount) catches a case missing from every report.
+found = re.search(r"Cases = (\[.*?\])", open(log).read())
+expected = ast.literal_eval(found.group(1)) if found else sorted(
+    {c for cases in report.values() for c in cases}, key=lambda c: [int(p) for p in c.split(".")])
+offered = {a: int(n) for a, n in (c.split("=") for c in case_counts.split())}
 seconds = dict(t.split("=") for t in timings.split())
 BAD = {"FAILED", "WRONG CODE", "UNCLEAN"}
 ORDER = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "WRONG CODE", "UNCLEAN", "missing"]
@@ -133,6 +229,8 @@ problems, notes = [], []
 for rt in runtimes.split():
     agent = "tether-" + rt
     cases = report.get(agent, {})
+    if offered.get(agent) != len(expected):
+        problems.append("%s: the server offered %s cases, %d expected" % (agent, offered.get(agent), len(expected)))
     counts = collections.Counter()
     for case in expected:
         r = cases.get(case)

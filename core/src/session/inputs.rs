@@ -249,7 +249,10 @@ impl Session {
             }
             Frame::Close(_) if self.state() == State::Closing => {
                 // The close handshake is done; the transport's end (the server closes TCP) is expected.
-                self.released = self.stage.transport();
+                // An older transport still awaited is aborted: the session is over.
+                if let Some(transport) = self.stage.transport() {
+                    self.release(now, transport, Release::AwaitEnd);
+                }
                 self.finish_close(now, Cause::CloseCompleted)
             }
             Frame::Close(frame) => self.on_remote_close(now, frame, Release::AwaitEnd),
