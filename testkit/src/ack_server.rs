@@ -12,19 +12,28 @@
 //! (the data is in the kernel once `write` returns), which is what a test that kills the process needs;
 //! surviving the machine would need an `fsync` per acknowledgement.
 //!
+//! With an acknowledgement delay ([`AckServer::start_with_delay`]) the acknowledgement leaves that long
+//! after the key was persisted (as from a server that replicates before it confirms): a crash then
+//! finds messages in every state, received but unpersisted, persisted but unacknowledged, and
+//! acknowledged.
+//!
 //! [`AckServer::start_at`] runs it in-process on its own thread (like every server here);
-//! `tether-ack-server PORT LOG` (in `tether-tests`) runs it as a process a test can kill.
+//! `tether-ack-server PORT LOG [ACK_DELAY_MS]` (in `tether-tests`) runs it as a process a test can
+//! kill.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_tungstenite::tokio::TokioAdapter;
 use async_tungstenite::tungstenite::Message as WsMessage;
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The key of a message: its bytes up to the first space.
 pub fn key_of(data: &[u8]) -> &[u8] {
@@ -43,6 +52,7 @@ pub fn acked_key(text: &str) -> Option<&str> {
 
 struct State {
     log: Option<File>,
+    ack_delay: Duration,
     keys: Vec<Vec<u8>>,
     listener: Option<JoinHandle<()>>,
     conns: Vec<JoinHandle<()>>,
@@ -58,13 +68,18 @@ pub struct AckServer {
 impl AckServer {
     /// Starts on `addr` (port 0: any), appending to the file at `log` if given (created if missing).
     pub fn start_at(addr: SocketAddr, log: Option<&Path>) -> std::io::Result<Self> {
+        Self::start_with_delay(addr, log, Duration::ZERO)
+    }
+
+    /// [`start_at`](Self::start_at), each acknowledgement sent `ack_delay` after its key was persisted.
+    pub fn start_with_delay(addr: SocketAddr, log: Option<&Path>, ack_delay: Duration) -> std::io::Result<Self> {
         let log = match log {
             Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
             None => None,
         };
         let listener = crate::background::bind_std(addr)?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State { log, keys: Vec::new(), listener: None, conns: Vec::new() }));
+        let state = Arc::new(Mutex::new(State { log, ack_delay, keys: Vec::new(), listener: None, conns: Vec::new() }));
         let server = Self { rt: crate::background::Background::new("ack-server"), addr, state };
         server.spawn_listener(listener);
         Ok(server)
@@ -131,29 +146,45 @@ async fn serve<S>(stream: S, state: Arc<Mutex<State>>)
 where
     S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
 {
-    let Ok(mut ws) = async_tungstenite::accept_async(stream).await else { return };
-    while let Some(Ok(msg)) = ws.next().await {
-        let data = match msg {
-            WsMessage::Text(t) => bytes::Bytes::from(t),
-            WsMessage::Binary(b) => b,
-            _ => continue,
-        };
-        let key = key_of(&data).to_vec();
-        {
-            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            // Persisted first: a key is acknowledged only once it is in the log.
-            if let Some(log) = &mut s.log {
-                let mut line = key.clone();
-                line.push(b'\n');
-                if log.write_all(&line).is_err() {
-                    // Not persisted: not acknowledged (the client will send it again).
-                    return;
-                }
+    let Ok(ws) = async_tungstenite::accept_async(stream).await else { return };
+    let (mut sink, mut stream) = ws.split();
+    let delay = state.lock().unwrap_or_else(|e| e.into_inner()).ack_delay;
+    // The acknowledgements leave in order, each `delay` after its key was persisted. Reader and writer
+    // are one task, so that a stop (a crash) ends both.
+    let (acks, mut due) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writer = async move {
+        while let Some((at, key)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if sink.send(WsMessage::text(ack_for(&key))).await.is_err() {
+                return;
             }
-            s.keys.push(key.clone());
         }
-        if ws.send(WsMessage::text(ack_for(&key))).await.is_err() {
-            return;
+    };
+    let reader = async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            let data = match msg {
+                WsMessage::Text(t) => bytes::Bytes::from(t),
+                WsMessage::Binary(b) => b,
+                _ => continue,
+            };
+            let key = key_of(&data).to_vec();
+            {
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                // Persisted first: a key is acknowledged only once it is in the log.
+                if let Some(log) = &mut s.log {
+                    let mut line = key.clone();
+                    line.push(b'\n');
+                    if log.write_all(&line).is_err() {
+                        // Not persisted: not acknowledged (the client will send it again).
+                        return;
+                    }
+                }
+                s.keys.push(key.clone());
+            }
+            if acks.send((Instant::now() + delay, key)).is_err() {
+                return;
+            }
         }
-    }
+    };
+    futures::future::join(reader, writer).await;
 }
