@@ -1,5 +1,6 @@
-//! Support code for Tether's integration tests: the deterministic simulator of the core ([`sim`]) and the
-//! real proxies (tinyproxy, danted) of the proxy tests ([`real_proxy`]).
+//! Support code for Tether's integration tests: the deterministic simulator of the core ([`sim`]), the
+//! virtual-time harness of the driver ([`vnet`]) and the real proxies (tinyproxy, danted) of the proxy
+//! tests ([`real_proxy`]).
 //!
 //! The test server, the fault proxy and the test PKI are the `tether-chaos` crate (`testkit/`); they are
 //! re-exported here under their old paths so that tests written against `tether_tests::server` and
@@ -7,5 +8,6 @@
 #![warn(missing_docs)]
 pub mod real_proxy;
 pub mod sim;
+pub mod vnet;
 
-pub use tether_chaos::{pki, proxy, server};
+pub use tether_chaos::{pki, proxy, raw, server};
