@@ -645,3 +645,49 @@ fn an_attempt_dropped_by_the_connect_timeout_is_reset() {
     net.run();
     assert_eq!(l.link(0).client_end(), End::Reset);
 }
+
+#[test]
+fn a_fatal_violation_still_sends_its_close_frame() {
+    use async_tungstenite::tungstenite::Message as WsMessage;
+    use futures::AsyncWriteExt;
+    use tether::core::Violation;
+    use tether::{FailReason, RetryPolicy, Verdict};
+    // The session fails for good at once; the driver still carries out the close it asked for last.
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let policy = RetryPolicy::default().violation(Violation::InvalidUtf8, Verdict::Fatal);
+    let (_client, mut events, driver) = net.connect(builder(&l).retry_policy(policy).build().unwrap());
+    let mut server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    net.block_on(async { server.get_mut().write_all(&raw_text(&[0xff])).await.unwrap() });
+    let (e, _) = until(&mut net, &mut events, &mut seen, ms(1), "the failure", |e| matches!(e, Event::Failed(_)));
+    assert!(matches!(e, Event::Failed(FailReason::Fatal(_))), "{e:?}");
+    let close = net.block_on(server.next());
+    assert!(matches!(&close, Some(Ok(WsMessage::Close(Some(c)))) if u16::from(c.code) == 1007), "{close:?}");
+    net.run();
+    assert!(!net.is_alive(driver));
+    assert_eq!(l.link(0).client_end(), tether_tests::vnet::End::Closed, "closed after the close frame, not reset");
+}
+
+#[test]
+fn a_server_reset_is_an_io_loss_and_the_client_reconnects_after_the_backoff() {
+    let mut net = VNet::new();
+    let l = net.listen(ADDR);
+    let (client, mut events, _driver) = net.connect(builder(&l).build().unwrap());
+    let server = accept(&mut net, &l);
+    let mut seen = Vec::new();
+    until(&mut net, &mut events, &mut seen, ms(1), "connected", connected);
+    server.into_inner().reset();
+    let (e, lost_at) =
+        until(&mut net, &mut events, &mut seen, ms(1), "the loss", |e| matches!(e, Event::Disconnected { .. }));
+    assert!(
+        matches!(&e, Event::Disconnected { cause: Cause::TransportFailed(tether::TransportError::Io(_)), .. }),
+        "{e:?}"
+    );
+    let _again = net.wait(ms(1_000), "the next connection", async { accept_ws(l.accept().await).await });
+    let (_, back_at) = until(&mut net, &mut events, &mut seen, ms(1), "reconnected", connected);
+    assert_eq!(back_at - lost_at, ms(100));
+    let s = client.stats();
+    assert_eq!((s.errors.io, s.errors.protocol, s.stale_events), (1, 0, 0));
+}

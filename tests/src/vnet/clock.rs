@@ -91,11 +91,6 @@ impl Timer {
         }
         self.deadline = deadline;
     }
-
-    /// The deadline.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
 }
 
 impl Future for Timer {

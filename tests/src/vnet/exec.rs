@@ -132,11 +132,6 @@ impl Executor {
         n
     }
 
-    /// Whether a task is woken and waiting to run.
-    pub fn has_ready(&self) -> bool {
-        !lock(&self.spawner.shared).ready.is_empty()
-    }
-
     /// Tasks alive (spawned and not finished).
     pub fn live(&self) -> usize {
         self.tasks.iter().flatten().count() + lock(&self.spawner.shared).spawned.len()
@@ -153,16 +148,6 @@ impl Executor {
         self.adopt();
         if let Some(slot) = self.tasks.get_mut(id.0) {
             drop(slot.take());
-        }
-    }
-
-    /// Drops every task unfinished.
-    pub fn kill_all(&mut self) {
-        self.adopt();
-        // One at a time: a task's drop may spawn or wake others.
-        for i in 0..self.tasks.len() {
-            let t = self.tasks[i].take();
-            drop(t);
         }
     }
 }

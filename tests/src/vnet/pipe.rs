@@ -99,11 +99,6 @@ impl Link {
         }
     }
 
-    /// Whether the path is cut.
-    pub fn is_cut(&self) -> bool {
-        lock(&self.conn).cut
-    }
-
     /// Bytes the client has written in all.
     pub fn client_written(&self) -> u64 {
         lock(&self.conn).dirs[0].written
@@ -157,11 +152,6 @@ impl TcpEnd {
     pub fn abort_on_drop(&self) {
         let tx = self.tx();
         lock(&self.conn).dirs[tx].abort_on_drop = true;
-    }
-
-    /// Whether dropping this end will abort the connection.
-    pub fn aborts_on_drop(&self) -> bool {
-        lock(&self.conn).dirs[self.tx()].abort_on_drop
     }
 
     /// The link of this connection.
