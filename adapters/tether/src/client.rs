@@ -403,7 +403,7 @@ impl Client {
     /// [correlation function](crate::ClientBuilder::correlate) matches to `key`, routed to this future
     /// instead of the event stream. A request is a tracked message whose acknowledgement is its
     /// response; the rules (timeout, bound, lost connections, cancelling by dropping the future) are in
-    /// [`crate::request`]. Mark it [`idempotent`](Request::idempotent) to have it sent again after a lost
+    /// [`Request`]. Mark it [`idempotent`](Request::idempotent) to have it sent again after a lost
     /// connection.
     ///
     /// ```no_run

@@ -2,7 +2,7 @@
 //! message or request. Set on the builder ([`ClientBuilder::correlate`], or
 //! [`ClientBuilder::correlate_json`] with the `json` feature); the driver applies it to every inbound
 //! data message, outside the session lock, and reports a match to the core as
-//! [`Frame::Correlated`]. The rules are in [`crate::request`].
+//! [`Frame::Correlated`]. The rules are on [`Request`](crate::Request).
 
 use std::sync::Arc;
 

@@ -46,7 +46,7 @@ pub mod json;
 mod keeper;
 pub mod proxy;
 mod redact;
-pub mod request;
+mod request;
 mod runtime;
 mod stream;
 mod tls;

@@ -1,38 +1,5 @@
 //! Request/response over the resilient connection, built on tracked messages: a request is a tracked
-//! message ([`tether_core::acks`]) whose acknowledgement is its response.
-//!
-//! # The rules
-//!
-//! * **Matching.** The application installs a correlation function
-//!   ([`ClientBuilder::correlate`](crate::ClientBuilder::correlate); for JSON,
-//!   `ClientBuilder::correlate_json` with the `json` feature): inbound data message → the key it
-//!   answers, if any. The driver applies it to every inbound data message. One whose key belongs to a
-//!   pending request completes that request: [`Request`] resolves with the message, which is not put on
-//!   the event stream. One whose key belongs to a plain tracked message
-//!   ([`Client::send_tracked`](crate::Client::send_tracked))
-//!   acknowledges it ([`Event::Response`](tether_core::Event::Response), then its `Acked` outcome).
-//!   Anything else is an ordinary [`Event::Message`](tether_core::Event::Message) (a key nobody waits
-//!   for, a late response, is also counted in [`Stats::acks_unknown`](tether_core::Stats::acks_unknown)).
-//! * **Keys.** The caller gives each request's key ([`Client::request`](crate::Client::request)), or the
-//!   JSON correlation generates one (`Client::request_json`, `json` feature). A key already pending is
-//!   refused
-//!   ([`RequestError::Refused`] with [`SendError::DuplicateKey`]).
-//! * **Timeout**: [`AckConfig::timeout`](tether_core::AckConfig::timeout) (off by default), from the
-//!   call: [`RequestError::TimedOut`]. Or put the future under your runtime's timeout: dropping it
-//!   cancels the request.
-//! * **Bound**: requests are tracked messages, so the window
-//!   ([`AckConfig::max_messages`](tether_core::AckConfig::max_messages), `max_bytes`) bounds how many
-//!   are pending: `request` waits for room like `send`.
-//! * **A lost connection.** A request marked [`Request::idempotent`] is sent again first on the next
-//!   connection (the server may see it twice). Any other request that had been sent ends with
-//!   [`RequestError::ConnectionLost`]: the server may or may not have processed it, and only the caller
-//!   knows whether retrying is safe. A request not yet sent just waits for the connection.
-//! * **Dropping the future** cancels the request
-//!   ([`Session::cancel`](tether_core::Session::cancel)): it leaves the queue if it was not sent
-//!   ([`Outcome::Aborted`]), is abandoned if it was ([`Outcome::Abandoned`]; a late response is then an
-//!   ordinary message), and its entry is removed at once.
-//!
-//! Every request still has an id and exactly one outcome on the event stream, like every message.
+//! message ([`tether_core::acks`]) whose acknowledgement is its response. The rules are on [`Request`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -119,10 +86,39 @@ enum Stage {
     Done,
 }
 
-/// The future of [`Client::request`]: the response, or why there is none.
+/// The future of [`Client::request`]: the response, or why there is none. The request is queued when the
+/// future is first polled.
 ///
-/// The request is queued when the future is first polled. Dropping the future cancels the request (see
-/// the module documentation).
+/// # The rules
+///
+/// * **Matching.** The application installs a correlation function
+///   ([`ClientBuilder::correlate`](crate::ClientBuilder::correlate); for JSON,
+///   `ClientBuilder::correlate_json` with the `json` feature): inbound data message → the key it
+///   answers, if any. The driver applies it to every inbound data message. One whose key belongs to a
+///   pending request completes that request: the future resolves with the message, which is not put on
+///   the event stream. One whose key belongs to a plain tracked message
+///   ([`Client::send_tracked`](crate::Client::send_tracked)) acknowledges it ([`Event::Response`](tether_core::Event::Response), then its `Acked` outcome).
+///   Anything else is an ordinary [`Event::Message`](tether_core::Event::Message) (a key nobody waits
+///   for, a late response, is also counted in [`Stats::acks_unknown`](tether_core::Stats::acks_unknown)).
+/// * **Keys.** The caller gives each request's key ([`Client::request`](crate::Client::request)), or the
+///   JSON correlation generates one (`Client::request_json`, `json` feature). A key already pending is
+///   refused ([`RequestError::Refused`] with [`SendError::DuplicateKey`]).
+/// * **Timeout**: [`AckConfig::timeout`](tether_core::AckConfig::timeout) (off by default), from the
+///   call: [`RequestError::TimedOut`]. Or put the future under your runtime's timeout: dropping it
+///   cancels the request.
+/// * **Bound**: requests are tracked messages, so the window
+///   ([`AckConfig::max_messages`](tether_core::AckConfig::max_messages), `max_bytes`) bounds how many
+///   are pending: `request` waits for room like `send`.
+/// * **A lost connection.** A request marked [`Request::idempotent`] is sent again first on the next
+///   connection (the server may see it twice). Any other request that had been sent ends with
+///   [`RequestError::ConnectionLost`]: the server may or may not have processed it, and only the caller
+///   knows whether retrying is safe. A request not yet sent just waits for the connection.
+/// * **Dropping the future** cancels the request
+///   ([`Session::cancel`](tether_core::Session::cancel)): it leaves the queue if it was not sent
+///   ([`Outcome::Aborted`]), is abandoned if it was ([`Outcome::Abandoned`]; a late response is then an
+///   ordinary message), and its entry is removed at once.
+///
+/// Every request still has an id and exactly one outcome on the event stream, like every message.
 #[must_use = "a request is sent when its future is first polled"]
 pub struct Request<'a> {
     client: &'a Client,
