@@ -82,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
+mod compression;
 pub mod config;
 mod error;
 mod event;
@@ -96,6 +97,7 @@ mod timer;
 mod transport;
 
 pub use backoff::{BackoffConfig, Jitter};
+pub use compression::DeflateParams;
 pub use config::{Config, MAX_DURATION};
 pub use error::{CommandError, ConfigError, SendError};
 pub use event::{Action, Cause, CloseMode, Event, FailReason, NetworkHint, Outcome, State};

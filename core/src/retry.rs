@@ -32,6 +32,7 @@ pub enum Verdict {
 /// | close 1002, 1003, 1007, 1008, 1009, 1010, 1015 | fatal: the server refuses what we send |
 /// | DNS, TCP, TLS I/O, timeouts, protocol errors | retry |
 /// | certificate rejected | fatal: it will not fix itself |
+/// | an invalid answer to the permessage-deflate offer ([`OpenError::Extension`]) | fatal: the server answers the same offer the same way; turn compression off for that server |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Minimum delay after close code 1013 (Try Again Later). Default: 5 s.
@@ -74,7 +75,9 @@ impl RetryPolicy {
     pub fn classify_open(&self, err: &OpenError) -> Verdict {
         match err {
             OpenError::Http { status, retry_after } => self.classify_http(*status, *retry_after),
-            OpenError::TlsCertificate(_) => Verdict::Fatal,
+            // The server's software answers the same offer the same way: retrying cannot help, turning
+            // compression off (or fixing the server) does.
+            OpenError::TlsCertificate(_) | OpenError::Extension(_) => Verdict::Fatal,
             OpenError::Dns(_) | OpenError::Tcp(_) | OpenError::Tls(_) | OpenError::Protocol(_) | OpenError::Io(_) => {
                 Verdict::Retry
             }
@@ -178,6 +181,7 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.classify_open(&OpenError::Tcp("refused".into())), Verdict::Retry);
         assert_eq!(p.classify_open(&OpenError::TlsCertificate("unknown issuer".into())), Verdict::Fatal);
+        assert_eq!(p.classify_open(&OpenError::Extension("unknown parameter".into())), Verdict::Fatal);
         assert_eq!(p.classify_transport(&TransportError::Io("reset".into())), Verdict::Retry);
     }
 }

@@ -435,7 +435,7 @@ impl Session {
             OpenError::Tcp(_) => e.tcp += 1,
             OpenError::Tls(_) | OpenError::TlsCertificate(_) => e.tls += 1,
             OpenError::Http { .. } => e.http += 1,
-            OpenError::Protocol(_) => e.protocol += 1,
+            OpenError::Protocol(_) | OpenError::Extension(_) => e.protocol += 1,
             OpenError::Io(_) => e.io += 1,
         }
         let verdict = self.cfg.retry.classify_open(&err);
