@@ -55,6 +55,9 @@ pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
         queue.in_flight = InFlightPolicy::Requeue;
     }
     b = b.queue(queue);
+    if a.no_compression {
+        b = b.compression(None);
+    }
     if let Some(path) = &a.ca {
         let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         b = b.add_root_certificates_pem(&pem);
@@ -199,7 +202,15 @@ impl Printer {
             Event::Connected { info, reconnect, .. } => {
                 self.connected_once = true;
                 let what = if reconnect { "reconnected to" } else { "connected to" };
-                self.console.err(format_args!("{what} {} (handshake {})", self.url, fmt_duration(info.handshake)));
+                let compression = match info.compression {
+                    Some(c) => format!(", {c}"),
+                    None => String::new(),
+                };
+                self.console.err(format_args!(
+                    "{what} {} (handshake {}{compression})",
+                    self.url,
+                    fmt_duration(info.handshake)
+                ));
             }
             Event::RetryScheduled { attempt, delay, .. } => {
                 let requeued = std::mem::take(&mut self.requeued);
@@ -256,6 +267,7 @@ impl Printer {
                 .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
                 .bool("reconnect", *reconnect)
                 .opt_str("subprotocol", info.subprotocol.as_deref())
+                .opt_str("compression", info.compression.map(|c| c.to_string()).as_deref())
                 .finish(),
             Event::Disconnected { cause, next_attempt_at } => Obj::event("disconnected", t)
                 .str("cause", &cause.to_string())

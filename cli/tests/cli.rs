@@ -150,6 +150,47 @@ fn json_output_parses() {
     assert_eq!(last["messages_sent"], 1);
 }
 
+/// `tether connect` offers permessage-deflate by default: a Python `websockets` server (the interop peer,
+/// which compresses by default) agrees, and `--json` shows what was agreed; `--no-compression` does
+/// not offer it.
+#[test]
+fn connect_negotiates_compression_with_python_websockets() {
+    use tether_tests::peers::{INSTALL, Kind, command, enabled};
+    if !enabled(Kind::Python) {
+        return;
+    }
+    let mut cmd = command(Kind::Python).unwrap_or_else(|why| panic!("{why}: {INSTALL}"));
+    cmd.args(["0", "echo", "default"]);
+    let peer = Proc::spawn(cmd);
+    let port = peer.next_out(RUN_LIMIT).expect("the Python peer printed its port");
+    let url = format!("ws://127.0.0.1:{}/", port.trim());
+    for (flags, want) in [(&[][..], true), (&["--no-compression"][..], false)] {
+        let mut c = connect(&[&["--json"][..], flags, &[&url]].concat());
+        let line = format!("{{\"compress\":\"me\",\"pad\":\"{}\"}}\n", "x".repeat(4000));
+        c.write(&line);
+        // Wait for the echo before ending stdin: the server does not echo what arrives after a close.
+        let mut out = Vec::new();
+        while !out.iter().any(|l: &String| l.contains(r#""event":"message""#)) {
+            out.push(c.next_out(RUN_LIMIT).unwrap_or_else(|| panic!("{flags:?}: no echo; stdout: {out:?}")));
+        }
+        c.close_stdin();
+        let (code, rest, err) = c.finish(RUN_LIMIT);
+        out.extend(rest);
+        assert_eq!(code, Some(0), "{flags:?} stderr: {err:?}");
+        let events: Vec<serde_json::Value> =
+            out.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
+        let connected = events.iter().find(|v| v["event"] == "connected").expect("a connected event");
+        if want {
+            let agreed = connected["compression"].as_str().unwrap_or_else(|| panic!("nothing agreed: {connected}"));
+            assert!(agreed.starts_with("permessage-deflate; server_max_window_bits="), "{agreed}");
+        } else {
+            assert!(connected["compression"].is_null(), "{connected}");
+        }
+        let echo = events.iter().find(|v| v["event"] == "message").expect("the echo");
+        assert_eq!(echo["data"].as_str(), Some(line.trim_end()), "{flags:?}");
+    }
+}
+
 #[test]
 fn bad_input_is_one_line_and_exit_code_2() {
     let cases: &[&[&str]] = &[

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::{Either, select};
-use tether::{BackoffConfig, ClientBuilder, ClientConfig, Event, QueueConfig, SendError};
+use tether::{BackoffConfig, ClientBuilder, ClientConfig, DeflateConfig, Event, QueueConfig, SendError};
 
 #[path = "../tests/common/runtimes.rs"]
 mod runtimes;
@@ -23,7 +23,9 @@ use runtimes::{AsyncStd, Rt, Smol, Tokio};
 const CASE_LIMIT: Duration = Duration::from_secs(120);
 
 /// One connection per case: no heartbeat (the suite times its own pings), no reconnection (the case
-/// ends with its connection), room for the largest case (9.*: 16 MiB messages, 1000-message bursts).
+/// ends with its connection), room for the largest case (9.*: 16 MiB messages, 1000-message bursts),
+/// permessage-deflate offered with the defaults but a threshold of 0, so that every echo of a
+/// compressed case (12.*, 13.*) goes out compressed.
 fn config(url: &str) -> ClientConfig {
     ClientBuilder::new(url)
         .heartbeat(None)
@@ -39,6 +41,7 @@ fn config(url: &str) -> ClientConfig {
         .queue(QueueConfig { max_messages: 100_000, max_bytes: 256 << 20, ..QueueConfig::default() })
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20))
+        .compression(Some(DeflateConfig { threshold: Some(0), ..DeflateConfig::default() }))
         .build()
         .unwrap_or_else(|e| panic!("bad configuration for {url}: {e}"))
 }

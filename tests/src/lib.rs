@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 pub mod background;
 pub mod deflate;
+pub mod peers;
 pub mod pki;
 pub mod proxy;
 pub mod server;

@@ -9,16 +9,19 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Error as WsError;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
 use async_tungstenite::tungstenite::http::HeaderValue;
-use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
+use async_tungstenite::tungstenite::http::header::{
+    SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+};
 use rustls_pki_types::ServerName;
 use tether_core::{ConnectInfo, OpenError, parse_retry_after};
 
 use crate::builder::Inner;
+use crate::deflate::DeflateStream;
 use crate::runtime::Runtime;
 use crate::tls::MaybeTls;
 
 /// An open WebSocket on runtime `R`.
-pub(crate) type Ws<R> = WebSocketStream<MaybeTls<<R as Runtime>::Tcp>>;
+pub(crate) type Ws<R> = WebSocketStream<DeflateStream<MaybeTls<<R as Runtime>::Tcp>>>;
 
 /// Opens a transport; returns it with what was learned opening it.
 pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Result<(Ws<R>, ConnectInfo), OpenError> {
@@ -66,9 +69,13 @@ pub(crate) async fn open<R: Runtime>(rt: R, cfg: Arc<Inner>, attempt: u32) -> Re
         }
     };
 
-    let (ws, response) =
+    // permessage-deflate, if the request (after the hook) still offers it.
+    let deflate = cfg.deflate.as_ref().filter(|_| request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS));
+    let stream = DeflateStream::new(stream, deflate.is_some());
+    let (mut ws, response) =
         async_tungstenite::client_async_with_config(request, stream, Some(cfg.ws)).await.map_err(classify_ws)?;
     let mut info = ConnectInfo::new(started.elapsed());
+    info.compression = crate::deflate::accept(&mut ws, deflate, &response)?;
     // tungstenite has checked that the server chose one of the offered subprotocols.
     info.subprotocol =
         response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(|p| p.trim().to_owned());

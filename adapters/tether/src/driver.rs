@@ -231,7 +231,9 @@ impl<R: Runtime> Driver<R> {
                         Poll::Ready(Ok(())) => {}
                     }
                     let (msg, id) = match self.batch.pop_front() {
-                        Some(Action::Send { id, message, .. }) => (to_ws(message), id),
+                        Some(Action::Send { id, message, .. }) => {
+                            (conn.ws.get_mut().compress(&message).unwrap_or_else(|| to_ws(message)), id)
+                        }
                         Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
@@ -456,7 +458,11 @@ fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError>
 
 fn classify_write_error(e: WsError) -> TransportError {
     match e {
-        WsError::Io(e) => TransportError::Io(e.to_string()),
+        WsError::Io(e) => match crate::deflate::inflate_error(&e) {
+            // The server's compressed data broke a limit or the format.
+            Some(inflate) => TransportError::Protocol(inflate.to_string()),
+            None => TransportError::Io(e.to_string()),
+        },
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
         other => TransportError::Protocol(other.to_string()),
     }

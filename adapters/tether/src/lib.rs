@@ -26,6 +26,7 @@ pub mod async_io;
 mod builder;
 mod client;
 mod connect;
+mod deflate;
 mod driver;
 mod events;
 #[cfg(feature = "async-io")]
@@ -38,13 +39,15 @@ pub use builder::{BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest
 pub use client::{Client, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use runtime::Runtime;
+pub use tether_deflate::DeflateConfig;
 pub use tls::MaybeTls;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
 pub use tether_core as core;
 pub use tether_core::{
-    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, DeadLink, ErrorCounts,
-    Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId, MessageKind, NetworkHint,
-    OpenError, Outcome, Overflow, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats, TransportError, Verdict,
+    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, DeadLink,
+    DeflateParams, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId,
+    MessageKind, NetworkHint, OpenError, Outcome, Overflow, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats,
+    TransportError, Verdict,
 };
