@@ -1,6 +1,6 @@
 //! `tether demo`: a loopback tour, about 12 s, with a summary computed from what the server recorded.
 //!
-//! The cast: the test suite's echo server, the test suite's fault proxy in front of it, and one Tether
+//! The cast: tether-chaos's echo server, its fault proxy in front of it, and one Tether
 //! client on tokio with `InFlightPolicy::Requeue`. The script: stream numbered messages; restart the
 //! server gracefully (close 1012, down 2 s) while the stream goes on, so the client backs off, queues,
 //! reconnects and flushes in order; then make the link half-open and let the heartbeat find it; close.
@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tether_tests::proxy::FaultProxy;
-use tether_tests::server::{Behavior, TestServer};
+use tether_chaos::proxy::FaultProxy;
+use tether_chaos::server::{Behavior, TestServer};
 use tether_tokio::{
     BackoffConfig, Cause, Client, ClientBuilder, Event, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId,
     Outcome, QueueConfig, State,

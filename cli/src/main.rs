@@ -2,8 +2,7 @@
 //!
 //! * `tether connect URL`: stdin lines become text messages (queued across outages), received messages go
 //!   to stdout, connection events to stderr.
-//! * `tether serve`: a local echo server, with optional chaos, built from the test suite's server and
-//!   fault proxy.
+//! * `tether serve`: a local echo server, with optional chaos (the `tether-chaos` crate).
 //! * `tether demo`: a loopback tour of what the client survives, ending with a computed summary.
 //!
 //! This is a program: it prints. Diagnostics go through `tracing` (`-v`, or `RUST_LOG`).
@@ -139,7 +138,7 @@ pub(crate) struct ServeArgs {
     pub(crate) port: u16,
     /// Fault to inject (repeatable); see below.
     #[arg(long = "chaos", value_name = "FAULT", value_parser = serve::parse_chaos)]
-    pub(crate) chaos: Vec<serve::Chaos>,
+    pub(crate) chaos: Vec<tether_chaos::Fault>,
     /// Print every message received on stderr.
     #[arg(long)]
     pub(crate) print: bool,
@@ -157,22 +156,9 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Seconds (`1.5`, `2s`) or milliseconds (`500ms`).
+/// Seconds (`1.5`, `2s`) or milliseconds (`500ms`): the syntax of `--chaos` too.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| format!("expected seconds (e.g. 1.5, 2s, 500ms), got {s:?}"))?;
-    let secs = v * scale;
-    if !(0.0..=86_400.0 * 365.0).contains(&secs) {
-        return Err(format!("duration out of range: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    tether_chaos::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// Prints one line on stderr, prefixed with the program's name.

@@ -65,6 +65,7 @@ impl Driver {
                     Action::Close { transport, code, reason } => {
                         println!("{}  -> close {transport} {code} {reason:?}", self.at())
                     }
+                    Action::Abort { transport } => println!("{}  -> abort {transport}", self.at()),
                 }
             }
             if !progressed {

@@ -296,9 +296,12 @@ pub enum Action {
         /// The payload, to be echoed by the pong.
         payload: Bytes,
     },
-    /// Close the transport: send a close frame with this code and reason if it is open, then release it.
-    /// After a user close the session waits for the close handshake (up to the close timeout); in every
-    /// other case it has already moved on and the transport should be dropped without waiting long.
+    /// Close the transport gracefully: write a close frame with this code and reason (if the WebSocket is
+    /// open), flush it, and keep reading the transport, reporting its frames and finally
+    /// [`TransportEvent::Closed`](crate::TransportEvent::Closed) when it ends (the server's close frame
+    /// answers ours, then it closes TCP). The session bounds the wait with its own timer and sends
+    /// [`Action::Abort`] if the transport has not ended by then. Used for a user close and when the
+    /// client fails the connection after a protocol violation by the server.
     Close {
         /// The transport.
         transport: TransportId,
@@ -306,5 +309,14 @@ pub enum Action {
         code: u16,
         /// The close reason.
         reason: String,
+    },
+    /// Let go of the transport now, without a close frame: stop opening it, or drop the connection so
+    /// that nothing still unsent reaches the server later (for TCP: `SO_LINGER` 0, so the kernel resets
+    /// the connection instead of retransmitting what is queued). Used when the session has given up on
+    /// the transport: a dead link, a connect timeout, a close that did not complete in time. Nothing more
+    /// is expected about it; late reports are ignored.
+    Abort {
+        /// The transport.
+        transport: TransportId,
     },
 }

@@ -108,5 +108,6 @@ pub use queue::{InFlightPolicy, Overflow, QueueConfig};
 pub use retry::{RetryPolicy, Verdict};
 pub use session::Session;
 pub use transport::{
-    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, parse_retry_after,
+    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, Violation,
+    parse_retry_after,
 };

@@ -60,11 +60,14 @@ impl Rtt {
         self.last = Some(sample);
         self.ewma = Some(match self.ewma {
             None => sample,
-            Some(avg) => (avg * 7 + sample) / 8,
+            // avg + (sample - avg) / 8, as TCP's SRTT: exact, and no intermediate can overflow, however
+            // absurd the sample (a clock that jumped by centuries).
+            Some(avg) if sample >= avg => avg + (sample - avg) / 8,
+            Some(avg) => avg - (avg - sample) / 8,
         });
         self.min = Some(self.min.map_or(sample, |m| m.min(sample)));
         self.max = Some(self.max.map_or(sample, |m| m.max(sample)));
-        self.samples += 1;
+        self.samples = self.samples.saturating_add(1);
     }
 }
 

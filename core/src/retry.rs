@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::transport::{OpenError, TransportError};
+use crate::transport::{OpenError, TransportError, Violation};
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,9 +30,11 @@ pub enum Verdict {
 /// | close 1000, 1001, 1005, 1006, 1011, 1012, 1014, 3000–4999 | retry |
 /// | close 1013 (try again later) | retry after at least [`try_again_later`](Self::try_again_later) |
 /// | close 1002, 1003, 1007, 1008, 1009, 1010, 1015 | fatal: the server refuses what we send |
-/// | DNS, TCP, TLS I/O, timeouts, protocol errors | retry |
+/// | DNS, TCP, TLS I/O, timeouts, handshake protocol errors | retry |
 /// | certificate rejected | fatal: it will not fix itself |
-/// | an invalid answer to the permessage-deflate offer ([`OpenError::Extension`]) | fatal: the server answers the same offer the same way; turn compression off for that server |
+/// | an invalid answer to the permessage-deflate offer ([`OpenError::Extension`]) | fatal: unlike one corrupt message, it is the server's fixed answer to the client's fixed offer, so every retry would get it again; turn compression off for that server |
+/// | I/O errors on an open connection (reset, EOF) | retry |
+/// | a protocol violation by the server, detected by the client ([`Violation`]) | retry: the client closes with 1002, 1007 or 1009 first; a server bug is often transient (a bad deploy, one corrupt message) and the backoff keeps the retries slow. Override with [`RetryPolicy::violation`] |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Minimum delay after close code 1013 (Try Again Later). Default: 5 s.
@@ -42,6 +44,7 @@ pub struct RetryPolicy {
     pub max_server_delay: Duration,
     http_overrides: Vec<(u16, Verdict)>,
     close_overrides: Vec<(u16, Verdict)>,
+    violation_overrides: Vec<(Violation, Verdict)>,
 }
 
 impl Default for RetryPolicy {
@@ -51,6 +54,7 @@ impl Default for RetryPolicy {
             max_server_delay: Duration::from_secs(600),
             http_overrides: Vec::new(),
             close_overrides: Vec::new(),
+            violation_overrides: Vec::new(),
         }
     }
 }
@@ -68,6 +72,15 @@ impl RetryPolicy {
     pub fn close(mut self, code: u16, verdict: Verdict) -> Self {
         self.close_overrides.retain(|(c, _)| *c != code);
         self.close_overrides.push((code, verdict));
+        self
+    }
+
+    /// Overrides the verdict for a kind of protocol violation by the server (a later override of the same
+    /// kind wins), e.g. `Fatal` for [`Violation::InvalidUtf8`] when a server that sends bad text will not
+    /// get better by reconnecting.
+    pub fn violation(mut self, kind: Violation, verdict: Verdict) -> Self {
+        self.violation_overrides.retain(|(k, _)| *k != kind);
+        self.violation_overrides.push((kind, verdict));
         self
     }
 
@@ -115,9 +128,14 @@ impl RetryPolicy {
     }
 
     /// The verdict for an open transport lost without a close frame.
-    pub fn classify_transport(&self, _err: &TransportError) -> Verdict {
-        // A reset or a protocol error on an established connection is exactly what reconnection is for.
-        Verdict::Retry
+    pub fn classify_transport(&self, err: &TransportError) -> Verdict {
+        match err {
+            // A reset on an established connection is exactly what reconnection is for.
+            TransportError::Io(_) => Verdict::Retry,
+            TransportError::Violation { kind, .. } => {
+                self.violation_overrides.iter().find(|(k, _)| k == kind).map_or(Verdict::Retry, |(_, v)| self.cap(*v))
+            }
+        }
     }
 
     fn cap(&self, v: Verdict) -> Verdict {
@@ -183,5 +201,13 @@ mod tests {
         assert_eq!(p.classify_open(&OpenError::TlsCertificate("unknown issuer".into())), Verdict::Fatal);
         assert_eq!(p.classify_open(&OpenError::Extension("unknown parameter".into())), Verdict::Fatal);
         assert_eq!(p.classify_transport(&TransportError::Io("reset".into())), Verdict::Retry);
+        let utf8 = TransportError::Violation { kind: Violation::InvalidUtf8, detail: "bad text".into() };
+        assert_eq!(p.classify_transport(&utf8), Verdict::Retry);
+        let p = p.violation(Violation::InvalidUtf8, Verdict::Fatal);
+        assert_eq!(p.classify_transport(&utf8), Verdict::Fatal);
+        let big = TransportError::Violation { kind: Violation::TooBig, detail: "64 MiB".into() };
+        assert_eq!(p.classify_transport(&big), Verdict::Retry);
+        let p = p.violation(Violation::InvalidUtf8, Verdict::Retry);
+        assert_eq!(p.classify_transport(&utf8), Verdict::Retry);
     }
 }

@@ -18,13 +18,22 @@ use crate::{
 
 mod output;
 
-/// Close code the session sends when it drops a transport on its own (heartbeat, connect timeout).
-const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for a link the heartbeat declared dead, as python-websockets does.
-const CLOSE_KEEPALIVE: u16 = 1011;
 /// Bound on heartbeat ticks handled in one `handle_timeout`; each tick moves a deadline past `now`, so
 /// the loop ends after at most three, and the bound only guards against a future mistake.
 const MAX_HEARTBEAT_TICKS: usize = 8;
+
+/// What becomes of a transport the session stops using.
+#[derive(Debug, Clone, Copy)]
+enum Release {
+    /// It has already ended (the driver reported its end, or it never opened): nothing to do.
+    Ended,
+    /// Given up on: drop it at once, resetting the connection.
+    Abort,
+    /// Fail the connection: send this close frame and wait (bounded) for the server's reply and the end.
+    Close(u16, &'static str),
+    /// The server closed it with a close frame (the WebSocket library answers): wait (bounded) for the end.
+    AwaitEnd,
+}
 
 #[derive(Debug, Clone)]
 struct CloseRequest {
@@ -69,10 +78,18 @@ pub struct Session {
     preamble: Vec<Message>,
     /// Preamble messages already handed to the current transport.
     preamble_sent: usize,
+    /// Payload lengths of the preamble messages handed to the current transport and not yet reported
+    /// flushed, oldest first (so a preamble replaced meanwhile is still counted right).
+    preamble_unflushed: VecDeque<usize>,
+    /// Preamble messages of the current transport reported flushed.
+    preamble_flushed: usize,
     next_transport: u64,
     next_message: u64,
     /// The transport in use (opening, open or closing), if any.
     transport: Option<TransportId>,
+    /// A transport the session let go of while it may still be open: its reports are expected (its final
+    /// `Closed` is not stale) and ignored, and it is aborted if it has not ended by [`Timer::Release`].
+    released: Option<TransportId>,
     /// Consecutive failed attempts in the current outage.
     failures: u32,
     /// Retries scheduled in the current outage (drives the backoff exponent).
@@ -107,9 +124,12 @@ impl Session {
             queue: Queue::default(),
             preamble: Vec::new(),
             preamble_sent: 0,
+            preamble_unflushed: VecDeque::new(),
+            preamble_flushed: 0,
             next_transport: 0,
             next_message: 0,
             transport: None,
+            released: None,
             failures: 0,
             retries: 0,
             outage_start: None,
@@ -185,7 +205,7 @@ impl Session {
         let now = now.max(self.last_now);
         if let Some(at) = self.connected_at {
             s.uptime = now.saturating_duration_since(at);
-            s.total_connected += s.uptime;
+            s.total_connected = s.total_connected.saturating_add(s.uptime);
         }
         s.queue_len = self.queue.len();
         s.queue_bytes = self.queue.bytes();
@@ -202,6 +222,9 @@ impl Session {
         match self.state {
             State::Idle | State::Closed | State::Failed => {}
             state => return Err(CommandError::InvalidState { command: "connect", state }),
+        }
+        if let Some(old) = self.released.take() {
+            self.actions.push_back(Action::Abort { transport: old });
         }
         self.reset_backoff();
         self.outage_start = Some(now);
@@ -283,8 +306,9 @@ impl Session {
                 self.transition(State::Closing, Cause::CloseRequested);
             }
             State::Idle | State::Connecting | State::Reconnecting => {
+                // Only an opening transport can be current here: nothing to close gracefully yet.
                 if let Some(transport) = self.transport.take() {
-                    self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
+                    self.actions.push_back(Action::Abort { transport });
                 }
                 self.finish_close(now, Cause::CloseRequested);
             }
@@ -311,10 +335,20 @@ impl Session {
         self.after_input();
     }
 
-    /// Handles a report about transport `id`. Reports about any transport other than the current one
-    /// are stale: ignored and counted.
+    /// Handles a report about transport `id`. Reports about a transport the session has let go of while
+    /// it was still open (after a close frame, or failing the connection) are expected and ignored; its
+    /// end is awaited. Reports about any other transport but the current one are stale: ignored and
+    /// counted.
     pub fn handle_transport(&mut self, now: Instant, id: TransportId, event: TransportEvent) {
         let now = self.clamp(now);
+        if self.released == Some(id) {
+            // After a close frame nothing it sends is processed (RFC 6455 1.4, 7.1.7); only its end matters.
+            if matches!(event, TransportEvent::Closed(_)) {
+                self.released = None;
+                self.timers.stop(Timer::Release);
+            }
+            return;
+        }
         if self.transport != Some(id) {
             self.stats.stale_events += 1;
             return;
@@ -326,6 +360,17 @@ impl Session {
                 self.on_open_failed(now, OpenError::Io("connection closed during the handshake".into()))
             }
             (State::Connected | State::Closing, TransportEvent::Received(frame)) => self.on_frame(now, frame),
+            (State::Connected | State::Closing, TransportEvent::PreambleFlushed { count }) => {
+                // Never more than were handed out, whatever the driver says.
+                while self.preamble_flushed < count
+                    && let Some(len) = self.preamble_unflushed.pop_front()
+                {
+                    self.preamble_flushed += 1;
+                    self.stats.messages_sent += 1;
+                    self.stats.bytes_sent += len as u64;
+                    self.stats.last_message_at = Some(now);
+                }
+            }
             (State::Connected | State::Closing, TransportEvent::Flushed { through }) => {
                 let (events, stats) = (&mut self.events, &mut self.stats);
                 let sent_before = stats.messages_sent;
@@ -338,14 +383,20 @@ impl Session {
                     self.stats.last_message_at = Some(now);
                 }
             }
-            (State::Connected, TransportEvent::Closed(Ok(frame))) => self.on_remote_close(now, frame),
+            (State::Connected, TransportEvent::Closed(Ok(frame))) => self.on_remote_close(now, frame, Release::Ended),
             (State::Connected, TransportEvent::Closed(Err(err))) => {
-                match &err {
-                    TransportError::Io(_) => self.stats.errors.io += 1,
-                    TransportError::Protocol(_) => self.stats.errors.protocol += 1,
-                }
+                let release = match &err {
+                    TransportError::Io(_) => {
+                        self.stats.errors.io += 1;
+                        Release::Ended
+                    }
+                    TransportError::Violation { kind, .. } => {
+                        self.stats.errors.protocol += 1;
+                        Release::Close(kind.close_code(), kind.close_reason())
+                    }
+                };
                 let verdict = self.cfg.retry.classify_transport(&err);
-                self.lose_transport(now, Cause::TransportFailed(err), verdict, None);
+                self.lose_transport(now, Cause::TransportFailed(err), verdict, release);
             }
             (State::Closing, TransportEvent::Closed(_)) => self.finish_close(now, Cause::CloseCompleted),
             // Anything else cannot come from a correct driver (a frame before the handshake, a second
@@ -419,6 +470,8 @@ impl Session {
         self.ever_connected = true;
         self.stats.last_handshake = Some(info.handshake);
         self.preamble_sent = 0;
+        self.preamble_unflushed.clear();
+        self.preamble_flushed = 0;
         self.heartbeat = self.cfg.heartbeat.as_ref().map(|cfg| Heartbeat::start(cfg, now, self.ping_seq));
         self.transition(State::Connected, Cause::Opened);
         self.events.push_back(Event::Connected { transport, attempt: self.failures + 1, reconnect, info });
@@ -439,7 +492,7 @@ impl Session {
             OpenError::Io(_) => e.io += 1,
         }
         let verdict = self.cfg.retry.classify_open(&err);
-        self.lose_transport(now, Cause::OpenFailed(err), verdict, None);
+        self.lose_transport(now, Cause::OpenFailed(err), verdict, Release::Ended);
     }
 
     fn on_frame(&mut self, now: Instant, frame: Frame) {
@@ -459,16 +512,20 @@ impl Session {
                     self.stats.rtt.record(rtt);
                 }
             }
-            Frame::Close(_) if self.state == State::Closing => self.finish_close(now, Cause::CloseCompleted),
-            Frame::Close(frame) => self.on_remote_close(now, frame),
+            Frame::Close(_) if self.state == State::Closing => {
+                // The close handshake is done; the transport's end (the server closes TCP) is expected.
+                self.released = self.transport;
+                self.finish_close(now, Cause::CloseCompleted)
+            }
+            Frame::Close(frame) => self.on_remote_close(now, frame, Release::AwaitEnd),
         }
     }
 
-    fn on_remote_close(&mut self, now: Instant, frame: Option<CloseFrame>) {
+    fn on_remote_close(&mut self, now: Instant, frame: Option<CloseFrame>, release: Release) {
         self.stats.errors.remote_close += 1;
         let verdict = self.cfg.retry.classify_close(frame.as_ref().map(|f| f.code));
         // The WebSocket library answers the close frame itself; nothing to send.
-        self.lose_transport(now, Cause::RemoteClosed(frame), verdict, None);
+        self.lose_transport(now, Cause::RemoteClosed(frame), verdict, release);
     }
 
     fn probe_now(&mut self, now: Instant) {
@@ -476,6 +533,8 @@ impl Session {
             return;
         };
         if let Some(payload) = hb.probe_now(cfg, now) {
+            // Continued by the next transport's heartbeat, so a late pong to this probe never matches there.
+            self.ping_seq = hb.seq();
             self.actions.push_back(Action::Ping { transport, payload });
         }
     }
@@ -494,8 +553,9 @@ impl Session {
                 }
                 Some(Tick::Dead(why)) => {
                     self.stats.errors.heartbeat += 1;
-                    let close = (CLOSE_KEEPALIVE, "keepalive timeout");
-                    self.lose_transport(now, Cause::Heartbeat(why), Verdict::Retry, Some(close));
+                    // A close frame would sit unsent behind the dead link and reach the server after the
+                    // next connection's messages: reset instead.
+                    self.lose_transport(now, Cause::Heartbeat(why), Verdict::Retry, Release::Abort);
                     return;
                 }
             }
@@ -506,17 +566,19 @@ impl Session {
         match (timer, self.state) {
             (Timer::Connect, State::Connecting) => {
                 self.stats.errors.connect_timeout += 1;
-                let close = (CLOSE_GOING_AWAY, "connect timeout");
-                self.lose_transport(now, Cause::ConnectTimeout, Verdict::Retry, Some(close));
+                self.lose_transport(now, Cause::ConnectTimeout, Verdict::Retry, Release::Abort);
             }
             (Timer::Close, State::Closing) => {
                 if let Some(transport) = self.transport {
                     // Tell the driver to let go of a transport whose close never completed.
-                    if let Some(c) = self.close.as_ref().filter(|c| !c.sent) {
-                        self.actions.push_back(Action::Close { transport, code: c.code, reason: c.reason.clone() });
-                    }
+                    self.actions.push_back(Action::Abort { transport });
                 }
                 self.finish_close(now, Cause::CloseTimeout);
+            }
+            (Timer::Release, _) => {
+                if let Some(transport) = self.released.take() {
+                    self.actions.push_back(Action::Abort { transport });
+                }
             }
             (Timer::Stable, State::Connected) => {
                 self.reset_backoff();
@@ -534,12 +596,11 @@ impl Session {
         }
     }
 
-    /// The current transport failed or was lost: settle its messages, then retry or give up.
-    fn lose_transport(&mut self, now: Instant, cause: Cause, verdict: Verdict, close: Option<(u16, &str)>) {
+    /// The current transport failed or was lost: let go of it, settle its messages, then retry or give up.
+    fn lose_transport(&mut self, now: Instant, cause: Cause, verdict: Verdict, release: Release) {
         let was_connected = self.state == State::Connected;
-        let transport = self.transport.take();
-        if let (Some(transport), Some((code, reason))) = (transport, close) {
-            self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
+        if let Some(transport) = self.transport.take() {
+            self.release(now, transport, release);
         }
         self.timers.stop(Timer::Connect);
         // Decided from the clock, not from whether the Stable timer has been handled yet: a driver may
@@ -549,7 +610,7 @@ impl Session {
         self.timers.stop(Timer::Stable);
         self.drop_heartbeat();
         if let Some(at) = self.connected_at.take() {
-            self.stats.total_connected += now.saturating_duration_since(at);
+            self.stats.total_connected = self.stats.total_connected.saturating_add(now.saturating_duration_since(at));
         }
         let (events, stats) = (&mut self.events, &mut self.stats);
         let requeued = self.queue.transport_lost(&mut |id, outcome| record_outcome(events, stats, id, outcome));
@@ -614,6 +675,26 @@ impl Session {
         }
     }
 
+    /// Lets go of `transport` as `how` says; a transport that may still be open is awaited until it ends
+    /// or [`Timer::Release`] passes (at most one at a time: an older one is aborted).
+    fn release(&mut self, now: Instant, transport: TransportId, how: Release) {
+        match how {
+            Release::Ended => return,
+            Release::Abort => {
+                self.actions.push_back(Action::Abort { transport });
+                return;
+            }
+            Release::Close(code, reason) => {
+                self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() })
+            }
+            Release::AwaitEnd => {}
+        }
+        if let Some(old) = self.released.replace(transport) {
+            self.actions.push_back(Action::Abort { transport: old });
+        }
+        self.timers.set(Timer::Release, after(now, self.cfg.close_timeout));
+    }
+
     fn reset_backoff(&mut self) {
         self.failures = 0;
         self.retries = 0;
@@ -640,7 +721,7 @@ impl Session {
         self.transport = None;
         self.drop_heartbeat();
         if let Some(at) = self.connected_at.take() {
-            self.stats.total_connected += now.saturating_duration_since(at);
+            self.stats.total_connected = self.stats.total_connected.saturating_add(now.saturating_duration_since(at));
         }
         self.timers.stop_all();
         let (events, stats) = (&mut self.events, &mut self.stats);

@@ -35,16 +35,19 @@ pub(crate) enum Timer {
     Stable = 2,
     /// The backoff delay before the next attempt.
     Backoff = 3,
+    /// The end of the wait for a released transport (one the session let go of while it was still open)
+    /// to end by itself; then it is aborted.
+    Release = 4,
 }
 
 impl Timer {
     /// Handling order when several are due together.
-    pub(crate) const ALL: [Timer; 4] = [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff];
+    pub(crate) const ALL: [Timer; 5] = [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff, Timer::Release];
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
-    at: [Option<Instant>; 4],
+    at: [Option<Instant>; 5],
 }
 
 impl TimerTable {
@@ -61,7 +64,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [None; 4];
+        self.at = [None; 5];
     }
 
     /// True (and stops it) if `t` is set and due at `now`.

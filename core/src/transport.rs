@@ -88,20 +88,65 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+/// A breach of the WebSocket protocol by the server, detected by this client.
+///
+/// The client then *fails the connection* (RFC 6455 7.1.7): it sends a close frame with
+/// [`close_code`](Self::close_code), waits a bounded time for the server's reply, and lets go. Whether it
+/// reconnects afterwards is the retry policy's call ([`RetryPolicy::violation`](crate::RetryPolicy::violation)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Violation {
+    /// Malformed or forbidden framing: a reserved bit set, an unknown opcode, a masked server frame, a
+    /// fragmented or oversized control frame, a continuation out of place. Close code 1002.
+    Protocol,
+    /// A text message that is not valid UTF-8. Close code 1007.
+    InvalidUtf8,
+    /// A frame or message larger than the configured limit. Close code 1009.
+    TooBig,
+}
+
+impl Violation {
+    /// The close code the client sends when it fails the connection for this (RFC 6455 7.4.1).
+    pub fn close_code(self) -> u16 {
+        match self {
+            Violation::Protocol => 1002,
+            Violation::InvalidUtf8 => 1007,
+            Violation::TooBig => 1009,
+        }
+    }
+
+    /// The reason sent in the close frame: short, fixed, and free of anything the server sent.
+    pub fn close_reason(self) -> &'static str {
+        match self {
+            Violation::Protocol => "protocol error",
+            Violation::InvalidUtf8 => "invalid UTF-8 in a text message",
+            Violation::TooBig => "message too big",
+        }
+    }
+}
+
 /// Why an open transport was lost, when it was not a close frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TransportError {
     /// Reading or writing the socket failed (reset, broken pipe, EOF without a close frame).
     Io(String),
-    /// The peer broke the WebSocket protocol (bad frame, bad UTF-8 in text, oversized message).
-    Protocol(String),
+    /// The server broke the WebSocket protocol; the client fails the connection with the matching close
+    /// code (see [`Violation`]).
+    Violation {
+        /// What kind of breach.
+        kind: Violation,
+        /// What the WebSocket library saw, for logs.
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TransportError::Io(e) => write!(f, "connection I/O error: {e}"),
-            TransportError::Protocol(e) => write!(f, "WebSocket protocol error: {e}"),
+            TransportError::Violation { kind, detail } => {
+                write!(f, "the server broke the WebSocket protocol ({}): {detail}", kind.close_reason())
+            }
         }
     }
 }
@@ -141,10 +186,17 @@ pub enum TransportEvent {
     /// A frame arrived.
     Received(Frame),
     /// Every message the core handed to this transport up to and including `through` has been written to
-    /// the socket (the write buffer was flushed). Messages of the preamble carry no id and need no report.
+    /// the socket (the write buffer was flushed). Messages of the preamble carry no id: they are reported
+    /// with [`PreambleFlushed`](Self::PreambleFlushed).
     Flushed {
         /// The highest message id that is now flushed.
         through: crate::MessageId,
+    },
+    /// `count` preamble messages (sends without an id) have been written to this transport and flushed,
+    /// in all since it opened. Cumulative, so a repeated or late report counts nothing twice.
+    PreambleFlushed {
+        /// Preamble messages flushed on this transport so far.
+        count: usize,
     },
     /// The transport is gone. `Ok` carries the close frame seen (if any) when the close handshake ended
     /// normally; `Err` is the failure that ended it.

@@ -49,7 +49,9 @@ fn half_open_link_is_detected_at_the_bound_and_replaced() {
     assert_eq!(d - h.t0, bound);
     assert_eq!(h.s.state(), State::Reconnecting);
     let acts = h.drain();
-    assert!(acts.iter().any(|a| matches!(a, Action::Close { transport, code: 1011, .. } if *transport == t)));
+    // Aborted, not closed: a close frame would wait behind the dead link and reach the server late.
+    assert!(acts.iter().any(|a| matches!(a, Action::Abort { transport } if *transport == t)), "{acts:?}");
+    assert!(!acts.iter().any(|a| matches!(a, Action::Close { .. })), "{acts:?}");
     let ev = h.take_events();
     assert!(ev.iter().any(|e| matches!(
         e,
@@ -216,4 +218,31 @@ fn pong_of_an_old_transport_cannot_match_a_new_probe() {
     assert_ne!(old, new);
     h.ev(t2, TransportEvent::Received(Frame::Pong(old)));
     assert_eq!(h.s.stats(h.now).rtt.samples, 0);
+}
+
+/// Issue 11, defect 6: a probe sent on a network hint (not by the heartbeat's own timer) must advance the
+/// ping sequence the next transport continues from, or the next transport's first probe repeats its
+/// payload and a late pong from the old transport gives an RTT sample on the new one.
+#[test]
+fn heartbeat_probe_payload_is_never_reused_across_connections() {
+    let mut h = H::new(exact());
+    let t1 = h.connected();
+    h.drain();
+    h.at(ms(500));
+    h.s.handle_network(h.now, NetworkHint::Resumed);
+    let old = ping_payload(&h.drain());
+    // The link dies before the pong comes back; a new transport opens.
+    h.drop_conn(t1);
+    h.step();
+    let t2 = h.expect_open();
+    h.open(t2);
+    h.drain();
+    h.at(ms(500) + ms(100) + secs(2)).tick();
+    let new = ping_payload(&h.drain());
+    assert_ne!(old, new, "the new transport's first probe repeats the old transport's payload");
+    // The old pong arrives late, relayed on the new transport: proof of life, but no RTT sample.
+    h.ev(t2, TransportEvent::Received(Frame::Pong(old)));
+    assert_eq!(h.s.stats(h.now).rtt.samples, 0);
+    h.ev(t2, TransportEvent::Received(Frame::Pong(new)));
+    assert_eq!(h.s.stats(h.now).rtt.samples, 1);
 }

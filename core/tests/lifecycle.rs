@@ -284,7 +284,8 @@ fn connect_timeout_retries_and_releases_the_transport() {
     let t = h.connect();
     h.at(secs(1)).tick();
     assert_eq!(h.s.state(), State::Reconnecting);
-    assert!(h.drain().iter().any(|a| matches!(a, Action::Close { transport, .. } if *transport == t)));
+    // Aborted: nothing of a half-made connection should reach the server later.
+    assert!(h.drain().iter().any(|a| matches!(a, Action::Abort { transport } if *transport == t)));
     assert_eq!(h.s.stats(h.now).errors.connect_timeout, 1);
     assert!(h.take_events().iter().any(|e| matches!(e, Event::StateChanged { cause: Cause::ConnectTimeout, .. })));
 }
@@ -343,4 +344,88 @@ fn stability_is_judged_by_time_even_before_the_timer_is_handled() {
     h.at(up + secs(5));
     h.drop_conn(t);
     assert_eq!(h.retry_delays().last(), Some(&ms(100)));
+}
+
+/// Issue 11, defect 7: the driver reports a normal server close as the close frame, then the end of the
+/// stream. The end belongs to a transport the session let go of on purpose: it is not stale.
+#[test]
+fn normal_server_close_is_not_counted_stale() {
+    let mut h = H::new(exact());
+    let t = h.connected();
+    h.remote_close(t, 1001);
+    let st = h.s.stats(h.now);
+    assert_eq!((st.errors.remote_close, st.stale_events), (1, 0));
+    assert_eq!(h.s.state(), State::Reconnecting);
+    // Nothing is left to abort: the transport ended by itself.
+    assert!(!h.drain().iter().any(|a| matches!(a, Action::Abort { .. })));
+    // And in a user close: the server's close frame completes it, its end follows.
+    let mut h = H::new(exact());
+    let t = h.connected();
+    h.s.close(h.now, 1000, "bye", CloseMode::Drain).unwrap();
+    assert!(matches!(h.drain().as_slice(), [Action::Close { code: 1000, .. }]));
+    h.remote_close(t, 1000);
+    assert_eq!(h.s.state(), State::Closed);
+    assert_eq!(h.s.stats(h.now).stale_events, 0);
+    // A report about a transport the session never let go of that way is still stale.
+    h.ev(TransportId(99), TransportEvent::Closed(Ok(None)));
+    assert_eq!(h.s.stats(h.now).stale_events, 1);
+}
+
+/// A server close frame whose transport never ends (the server keeps TCP open) is aborted after the
+/// close timeout: the session does not hold the old connection forever.
+#[test]
+fn a_closed_transport_that_never_ends_is_aborted_after_the_close_timeout() {
+    let mut h = H::new(exact());
+    let t = h.connected();
+    h.remote_close_frame(t, 1001);
+    h.drain();
+    let retry = h.step(); // backoff (100 ms) comes first, then the release deadline (close_timeout, 1 s)
+    assert_eq!(retry - h.t0, ms(100));
+    let t2 = h.expect_open();
+    h.open(t2);
+    let d = h.step();
+    assert_eq!(d - h.t0, secs(1));
+    assert_eq!(h.drain(), vec![Action::Abort { transport: t }]);
+    assert_eq!(h.s.stats(h.now).stale_events, 0);
+    // After its abort, its late reports are stale.
+    h.ev(t, TransportEvent::Closed(Ok(None)));
+    assert_eq!(h.s.stats(h.now).stale_events, 1);
+}
+
+/// Issue 11, defect 2 (the core's part): a protocol violation detected by the client fails the connection
+/// with the matching close code (RFC 6455 7.1.7, 7.4.1), waits for the server's answer, and is retried
+/// unless the policy says otherwise.
+#[test]
+fn server_protocol_violation_is_answered_with_its_close_code() {
+    for (kind, code) in [(Violation::InvalidUtf8, 1007), (Violation::Protocol, 1002), (Violation::TooBig, 1009)] {
+        let mut h = H::new(exact());
+        let t = h.connected();
+        h.drain();
+        h.ev(t, TransportEvent::Closed(Err(TransportError::Violation { kind, detail: "x".into() })));
+        let acts = h.drain();
+        assert!(
+            matches!(acts.as_slice(), [Action::Close { transport, code: c, .. }] if *transport == t && *c == code),
+            "{kind:?}: {acts:?}"
+        );
+        assert_eq!(h.s.state(), State::Reconnecting);
+        assert_eq!(h.s.stats(h.now).errors.protocol, 1);
+        // The server answers the close frame and closes: expected, not stale, nothing to abort.
+        h.remote_close(t, code);
+        assert_eq!(h.s.stats(h.now).stale_events, 0);
+        assert_eq!(h.s.stats(h.now).errors.remote_close, 0, "the answer to our close is not a remote close");
+        h.step();
+        assert!(matches!(h.drain().as_slice(), [Action::Open { .. }]));
+    }
+    // Overridden as fatal: the session fails, and still closes with the code.
+    let mut cfg = exact();
+    cfg.retry = RetryPolicy::default().violation(Violation::InvalidUtf8, Verdict::Fatal);
+    let mut h = H::new(cfg);
+    let t = h.connected();
+    h.drain();
+    h.ev(
+        t,
+        TransportEvent::Closed(Err(TransportError::Violation { kind: Violation::InvalidUtf8, detail: "x".into() })),
+    );
+    assert!(matches!(h.drain().as_slice(), [Action::Close { code: 1007, .. }]));
+    assert_eq!(h.s.state(), State::Failed);
 }

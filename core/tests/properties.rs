@@ -26,6 +26,10 @@ enum Op {
     Net(u8),
     Stale,
     Preamble(u8),
+    PreambleFlushed(u8),
+    Violation(u8),
+    /// Time leaps forward by 2^n seconds (a corrupted or absurd clock), as far as `Instant` allows.
+    Jump(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -47,6 +51,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::Net),
         1 => Just(Op::Stale),
         1 => any::<u8>().prop_map(Op::Preamble),
+        1 => any::<u8>().prop_map(Op::PreambleFlushed),
+        1 => any::<u8>().prop_map(Op::Violation),
+        2 => (40u8..63).prop_map(Op::Jump),
     ]
 }
 
@@ -60,6 +67,8 @@ struct Params {
     in_flight: InFlightPolicy,
     ttl: Option<u16>,
     max_attempts: Option<u32>,
+    /// Start at the earliest instant the platform represents, so later instants span the whole range.
+    far_past: bool,
 }
 
 fn params() -> impl Strategy<Value = Params> {
@@ -72,17 +81,33 @@ fn params() -> impl Strategy<Value = Params> {
         prop_oneof![Just(InFlightPolicy::Abandon), Just(InFlightPolicy::Requeue)],
         proptest::option::of(1u16..5_000),
         proptest::option::of(1u32..6),
+        proptest::bool::weighted(0.2),
     )
-        .prop_map(|(seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts)| Params {
-            seed,
-            jitter,
-            max_messages,
-            max_bytes,
-            overflow,
-            in_flight,
-            ttl,
-            max_attempts,
+        .prop_map(|(seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts, far_past)| {
+            Params { seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts, far_past }
         })
+}
+
+/// The session's epoch: now, or the earliest instant the platform represents (within a second).
+fn epoch(p: &Params) -> Instant {
+    let mut t = Instant::now();
+    if p.far_past {
+        for shift in (0..64).rev() {
+            while let Some(earlier) = t.checked_sub(Duration::from_secs(1 << shift)) {
+                t = earlier;
+            }
+        }
+    }
+    t
+}
+
+/// `t + d`, unless that would leave too little of the `Instant` range for the session's own deadlines
+/// (configured durations are at most `MAX_DURATION`): then `t`.
+fn later(t: Instant, d: Duration) -> Instant {
+    match t.checked_add(d) {
+        Some(l) if l.checked_add(MAX_DURATION * 2).is_some() => l,
+        _ => t,
+    }
 }
 
 fn config(p: &Params) -> Config {
@@ -207,7 +232,8 @@ impl Run {
         let now = self.now;
         let t = self.transport.unwrap_or(TransportId(0));
         match op {
-            Op::Advance(ms) => self.now += Duration::from_millis(*ms as u64),
+            Op::Advance(ms) => self.now = later(self.now, Duration::from_millis(*ms as u64)),
+            Op::Jump(n) => self.now = later(self.now, Duration::from_secs(1 << n)),
             Op::Timeout => {
                 if let Some(d) = self.s.poll_timeout() {
                     self.now = self.now.max(d);
@@ -280,6 +306,14 @@ impl Run {
             }
             Op::Stale => self.s.handle_transport(now, TransportId(u64::MAX), TransportEvent::Closed(Ok(None))),
             Op::Preamble(n) => self.s.set_preamble((0..*n % 3).map(|i| Message::binary(vec![i; 2])).collect()),
+            Op::PreambleFlushed(n) => {
+                self.s.handle_transport(now, t, TransportEvent::PreambleFlushed { count: usize::from(*n % 4) })
+            }
+            Op::Violation(k) => {
+                let kind = [Violation::Protocol, Violation::InvalidUtf8, Violation::TooBig][usize::from(*k % 3)];
+                let err = TransportError::Violation { kind, detail: "bad frame".into() };
+                self.s.handle_transport(now, t, TransportEvent::Closed(Err(err)))
+            }
         }
         self.drain();
     }
@@ -305,7 +339,7 @@ fn finish(r: &mut Run) {
 
 /// The same operations on two sessions of one configuration, the second one set up by `setup`.
 fn twins(p: &Params, ops: &[Op], setup: impl FnOnce(&mut Run)) -> (Run, Run) {
-    let t0 = Instant::now();
+    let t0 = epoch(p);
     let mut a = Run::new(config(p), t0);
     let mut b = Run::new(config(p), t0);
     setup(&mut b);
@@ -321,7 +355,7 @@ proptest! {
 
     #[test]
     fn no_panic_and_invariants_hold(p in params(), ops in prop::collection::vec(op(), 0..200)) {
-        let t0 = Instant::now();
+        let t0 = epoch(&p);
         let mut r = Run::new(config(&p), t0);
         for op in &ops {
             r.apply(op);
@@ -387,13 +421,13 @@ proptest! {
         ops in prop::collection::vec(op(), 0..150),
         probes in prop::collection::vec(0u32..10_000, 1..8),
     ) {
-        let t0 = Instant::now();
+        let t0 = epoch(&p);
         let mut r = Run::new(config(&p), t0);
         for op in &ops {
             r.apply(op);
             let deadline = r.s.poll_timeout();
             for ms in &probes {
-                let t = r.now + Duration::from_millis(*ms as u64);
+                let t = later(r.now, Duration::from_millis(*ms as u64));
                 let mut probe = r.s.clone();
                 let before = probe.state();
                 probe.handle_timeout(t);
@@ -407,13 +441,44 @@ proptest! {
 
     #[test]
     fn handled_timeouts_leave_no_past_deadline(p in params(), ops in prop::collection::vec(op(), 0..150)) {
-        let t0 = Instant::now();
+        let t0 = epoch(&p);
         let mut r = Run::new(config(&p), t0);
         for op in &ops {
             r.apply(op);
             if matches!(op, Op::Timeout) {
                 prop_assert!(r.s.poll_timeout().is_none_or(|d| d > r.now), "deadline not after now after handle_timeout");
             }
+        }
+    }
+}
+
+proptest! {
+    /// Pongs that come back after any delay the clock can represent (centuries, eons) give RTT samples
+    /// and connected time without a panic; the average stays between the smallest and largest sample.
+    #[test]
+    fn extreme_round_trips_never_panic(far_past in any::<bool>(), delays in prop::collection::vec(any::<u64>(), 1..6)) {
+        let p = Params {
+            seed: 1, jitter: Jitter::None, max_messages: 4, max_bytes: 64, overflow: Overflow::Reject,
+            in_flight: InFlightPolicy::Abandon, ttl: None, max_attempts: None, far_past,
+        };
+        let mut r = Run::new(config(&p), epoch(&p));
+        r.apply(&Op::Connect);
+        r.apply(&Op::Opened);
+        for secs in delays {
+            let Some(ping_at) = r.s.poll_timeout() else { break };
+            r.now = r.now.max(ping_at);
+            r.s.handle_timeout(r.now);
+            r.last_ping = None;
+            r.drain();
+            if r.last_ping.is_none() {
+                break;
+            }
+            r.now = later(r.now, Duration::from_secs(secs));
+            r.apply(&Op::Pong(true));
+        }
+        let rtt = r.s.stats(r.now).rtt;
+        if let (Some(avg), Some(min), Some(max)) = (rtt.ewma, rtt.min, rtt.max) {
+            prop_assert!(min <= avg && avg <= max, "{:?}", rtt);
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use tether_core::*;
 
@@ -244,7 +246,7 @@ fn close_while_reconnecting_aborts_the_queue() {
     let mut h = H::new(exact());
     let t = h.connect();
     h.s.close(h.now, 1000, "", CloseMode::Drain).unwrap();
-    assert!(matches!(h.drain().as_slice(), [Action::Close { transport, .. }] if *transport == t));
+    assert!(matches!(h.drain().as_slice(), [Action::Abort { transport }] if *transport == t));
     assert_eq!(h.states(), vec![State::Connecting, State::Closed]);
 }
 
@@ -305,4 +307,77 @@ fn expiry_at_hand_out_unblocks_in_batches_too() {
         events
     };
     assert_eq!(run(true), run(false));
+}
+
+/// Issue 11, defect 10: `Stats::messages_sent` counts messages flushed to a transport, the preamble's
+/// included, so a preamble handed out to a transport that dies before flushing it is not counted.
+#[test]
+fn preamble_is_counted_sent_when_flushed() {
+    let mut h = H::new(exact());
+    h.s.set_preamble(vec![Message::text("auth"), Message::text("subscribe")]);
+    let t = h.connected();
+    let acts = h.drain();
+    assert_eq!(sent_texts(&acts), vec!["auth", "subscribe"]);
+    let s = h.s.stats(h.now);
+    assert_eq!((s.messages_sent, s.bytes_sent), (0, 0), "handed out is not sent");
+    h.at(ms(10)).ev(t, TransportEvent::PreambleFlushed { count: 1 });
+    let s = h.s.stats(h.now);
+    assert_eq!((s.messages_sent, s.bytes_sent, s.last_message_at), (1, 4, Some(h.t0 + ms(10))));
+    // Cumulative: a repeated report counts nothing twice, and never more than was handed out.
+    h.ev(t, TransportEvent::PreambleFlushed { count: 1 });
+    h.ev(t, TransportEvent::PreambleFlushed { count: 7 });
+    let s = h.s.stats(h.now);
+    assert_eq!((s.messages_sent, s.bytes_sent), (2, 13));
+    // On the next transport the preamble goes out again; dying before its flush counts nothing.
+    h.drop_conn(t);
+    h.step();
+    let t2 = h.expect_open();
+    h.open(t2);
+    assert_eq!(sent_texts(&h.drain()), vec!["auth", "subscribe"]);
+    h.drop_conn(t2);
+    assert_eq!(h.s.stats(h.now).messages_sent, 2);
+}
+
+/// Issue 11, defect 8: instants and durations far beyond any real clock (a caller's bug, a corrupted
+/// clock) must not panic the core: RTT samples, uptime and connected-time sums saturate. `Instant` spans
+/// about 2^64 s, more than a `Duration` sum of its spans can hold when they add up from one end to the
+/// other.
+#[test]
+fn absurd_instants_do_not_panic_the_core() {
+    // The earliest instant this platform represents (within a second).
+    let mut t0 = std::time::Instant::now();
+    for shift in (0..64).rev() {
+        while let Some(earlier) = t0.checked_sub(Duration::from_secs(1 << shift)) {
+            t0 = earlier;
+        }
+    }
+    let mut h = H { s: Session::new(exact(), t0).unwrap(), t0, now: t0, actions: vec![], events: vec![] };
+    let huge = Duration::from_secs(1 << 62);
+    let mut t = h.connected();
+    h.drain();
+    // Time runs as far as it can, in spans of about 2^62 s: pings answered after such a span give RTT
+    // samples whose weighted average overflows, and connected time summed over transports overflows.
+    let mut at = Duration::ZERO;
+    let mut samples = 0;
+    while let Some(next) = at.checked_add(huge).filter(|d| t0.checked_add(*d + secs(10)).is_some()) {
+        h.at(at + secs(2)).tick();
+        let ping = h
+            .drain()
+            .iter()
+            .find_map(|a| if let Action::Ping { payload, .. } = a { Some(payload.clone()) } else { None });
+        at = next;
+        if let Some(p) = ping {
+            h.at(at).ev(t, TransportEvent::Received(Frame::Pong(p)));
+            samples += 1;
+        }
+        let _ = h.s.stats(h.now);
+        h.drop_conn(t);
+        h.step();
+        t = h.expect_open();
+        h.open(t);
+    }
+    let s = h.s.stats(h.now);
+    assert!(samples >= 2 && s.rtt.samples >= 2, "{samples} pongs, {:?}", s.rtt);
+    assert!(s.rtt.ewma.is_some_and(|e| e >= huge / 2), "{:?}", s.rtt);
+    assert!(s.total_connected >= huge * 2, "{:?}", s.total_connected);
 }

@@ -186,9 +186,12 @@ impl Rewriter {
         self.stats
     }
 
-    /// Whether output or an error is waiting to be handed out (a call with no input would produce it).
+    /// Whether a call with no new input may produce something: staged output, an error to report, or
+    /// a compressed message whose inflating is under way (the decompressor may hold output that did
+    /// not fit last time, and the end of a message needs no more input). When this is false, a call
+    /// needs more input to make progress; a caller must not wait for input while it is true.
     pub fn has_output(&self) -> bool {
-        self.is_staged() || self.pending.is_some()
+        self.is_staged() || self.pending.is_some() || matches!(self.state, State::Inflate { .. } | State::Tail { .. })
     }
 
     /// Rewrites `input` (the server's bytes, in order) into `output`. Returns how much of each was

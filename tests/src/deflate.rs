@@ -115,6 +115,23 @@ pub fn fragmented(out: &mut Vec<u8>, text: bool, compressed: bool, payload: &[u8
     }
 }
 
+/// A message of about 1 MiB on the wire that inflates to 1 GiB of zeros: the compressed form of 1 MiB
+/// of zeros repeats exactly once the window is full of zeros, so one such piece is compressed and
+/// repeated (a sync flush byte-aligns every piece).
+pub fn bomb() -> Vec<u8> {
+    let mut server = ServerDeflater::new(9, 15, false);
+    let zeros = vec![0u8; 1 << 20];
+    let first = server.message(&zeros, Ending::Kept);
+    let piece = server.message(&zeros, Ending::Kept);
+    assert_eq!(server.message(&zeros, Ending::Kept), piece, "the steady-state piece repeats");
+    let mut out = first;
+    for _ in 1..1024 {
+        out.extend_from_slice(&piece);
+    }
+    out.truncate(out.len() - 4); // the last flush's empty block, as RFC 7692 7.2.1 removes it
+    out
+}
+
 // ----- reading what the rewriter wrote ---------------------------------------------------------------
 
 /// What the plain output holds, in order: complete data messages and control frames.
@@ -207,8 +224,11 @@ pub struct Rewritten {
 }
 
 /// Feeds `input` to `rw` in pieces of the sizes in `in_sizes` (cycled; 0 counts as 1), offering output
-/// room of the sizes in `out_sizes` (cycled; 0 counts as 1), until everything is used and nothing more
-/// comes out. Panics if the rewriter reports a second error, or stalls with input and room.
+/// room of the sizes in `out_sizes` (cycled; 0 counts as 1), the way the driver's stream does: a call
+/// is made only with unused input or when [`Rewriter::has_output`] says one may produce something;
+/// otherwise the next piece of input is given (and at the end of the input, it stops). So a rewriter
+/// that keeps output back until more input comes fails the caller's expectations. Panics if the
+/// rewriter reports a second error.
 pub fn feed(rw: &mut Rewriter, input: &[u8], in_sizes: &[usize], out_sizes: &[usize]) -> Rewritten {
     let size =
         |sizes: &[usize], k: usize, dflt: usize| sizes.get(k % sizes.len().max(1)).copied().unwrap_or(dflt).max(1);
@@ -216,10 +236,15 @@ pub fn feed(rw: &mut Rewriter, input: &[u8], in_sizes: &[usize], out_sizes: &[us
     let mut out = Vec::new();
     let mut error = None;
     let mut calls = 0;
+    let mut pieces = 0;
     let mut room = vec![0u8; 1];
     loop {
-        if given == used && given < input.len() {
-            given = (given + size(in_sizes, calls, 4096)).min(input.len());
+        if used == given && !rw.has_output() {
+            if given == input.len() {
+                break;
+            }
+            given = (given + size(in_sizes, pieces, 4096)).min(input.len());
+            pieces += 1;
         }
         let want = size(out_sizes, calls, 4096);
         if room.len() < want {
@@ -232,13 +257,12 @@ pub fn feed(rw: &mut Rewriter, input: &[u8], in_sizes: &[usize], out_sizes: &[us
                 out.extend_from_slice(&room[..p.produced]);
                 used += p.consumed;
                 if p.consumed == 0 && p.produced == 0 {
-                    if given < input.len() {
-                        // Needs more input: give the next piece on top of what is left.
-                        given = (given + size(in_sizes, calls, 4096)).min(input.len());
-                        continue;
+                    // Needs more input: the next piece on top of what is left, if any.
+                    if given == input.len() {
+                        break;
                     }
-                    assert!(!rw.has_output(), "stalled with staged output and room to write it");
-                    break;
+                    given = (given + size(in_sizes, pieces, 4096)).min(input.len());
+                    pieces += 1;
                 }
             }
             Err(e) => {
@@ -441,4 +465,114 @@ fn frame_lengths(mut bytes: &[u8]) -> Vec<usize> {
         bytes = &bytes[hl + len..];
     }
     out
+}
+
+// ----- a raw server that negotiates the extension ----------------------------------------------------
+
+/// A frame the client sent to a [`RawServer`], unmasked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFrame {
+    /// FIN.
+    pub fin: bool,
+    /// RSV1 (compressed).
+    pub rsv1: bool,
+    /// The opcode.
+    pub opcode: u8,
+    /// The payload, unmasked.
+    pub payload: Vec<u8>,
+}
+
+/// A one-connection WebSocket server written by hand, on std threads: it answers the upgrade with
+/// the given `Sec-WebSocket-Extensions` (or none), sends the given bytes in the same write as the
+/// response, and meanwhile records the client's frames until its close frame (answered), the end of
+/// the connection, or 20 s.
+pub struct RawServer {
+    /// `ws://127.0.0.1:PORT/`.
+    pub url: String,
+    frames: std::sync::mpsc::Receiver<Vec<ClientFrame>>,
+}
+
+impl RawServer {
+    /// Starts the server; `extensions`: the answer header's value; `after`: bytes sent right after the
+    /// response (frames that arrive with it).
+    pub fn start(extensions: Option<&str>, after: Vec<u8>) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("ws://{}/", listener.local_addr().expect("address"));
+        let extensions = extensions.map(str::to_owned);
+        let (tx, frames) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = listener.accept() else { return };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte).unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let key = head
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key")))
+                .map(|(_, v)| v.trim().to_owned())
+                .unwrap_or_default();
+            let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let mut out = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+            );
+            if let Some(e) = &extensions {
+                out.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
+            }
+            out.push_str("\r\n");
+            let mut bytes = out.into_bytes();
+            bytes.extend_from_slice(&after);
+            // Written on a thread of its own, while this one reads: a client that stops reading (a
+            // bomb refused) must still have its frames read, before a reset can discard them.
+            let Ok(mut writer) = s.try_clone() else { return };
+            std::thread::spawn(move || {
+                let _ = writer.write_all(&bytes);
+            });
+            let mut got = Vec::new();
+            while let Some(h) = read_exact(&mut s, 2) {
+                let mut len = u64::from(h[1] & 0x7f);
+                if len == 126 {
+                    let Some(b) = read_exact(&mut s, 2) else { break };
+                    len = u64::from(u16::from_be_bytes([b[0], b[1]]));
+                } else if len == 127 {
+                    let Some(b) = read_exact(&mut s, 8) else { break };
+                    len = u64::from_be_bytes(b.try_into().unwrap_or_default());
+                }
+                let mask = if h[1] & 0x80 != 0 { read_exact(&mut s, 4) } else { Some(vec![0; 4]) };
+                let Some(mask) = mask else { break };
+                let Some(mut payload) = read_exact(&mut s, len as usize) else { break };
+                payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= mask[i % 4]);
+                let f = ClientFrame { fin: h[0] & 0x80 != 0, rsv1: h[0] & 0x40 != 0, opcode: h[0] & 0x0f, payload };
+                let close = f.opcode == 8;
+                if close {
+                    let mut reply = Vec::new();
+                    frame(&mut reply, true, false, 8, &f.payload, None);
+                    let _ = s.write_all(&reply);
+                }
+                got.push(f);
+                if close {
+                    break;
+                }
+            }
+            let _ = tx.send(got);
+        });
+        Self { url, frames }
+    }
+
+    /// The client's frames, once its close frame arrived or the connection ended (at most `limit`).
+    pub fn frames(&self, limit: std::time::Duration) -> Option<Vec<ClientFrame>> {
+        self.frames.recv_timeout(limit).ok()
+    }
+}
+
+fn read_exact(s: &mut std::net::TcpStream, n: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    s.read_exact(&mut b).ok().map(|()| b)
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tether_deflate::{Compressor, DeflateConfig, DeflateParams, Inbound, InflateError, Rewriter};
-use tether_tests::deflate::{Ending, Item, ServerDeflater, feed, fragmented, frame, read_plain};
+use tether_tests::deflate::{Ending, Item, ServerDeflater, bomb, feed, fragmented, frame, read_plain};
 
 /// No frame limit when reading the output (frames that pass unchanged may be of any size).
 const ANY: usize = usize::MAX;
@@ -205,23 +205,6 @@ fn uncompressed_and_malformed_frames_pass_unchanged() {
 }
 
 // ----- limits -----------------------------------------------------------------------------------------------
-
-/// A message of about 1 MiB on the wire that inflates to 1 GiB of zeros: the compressed form of 1 MiB
-/// of zeros repeats exactly once the window is full of zeros, so one such piece is compressed and
-/// repeated (a sync flush byte-aligns every piece).
-fn bomb() -> Vec<u8> {
-    let mut server = ServerDeflater::new(9, 15, false);
-    let zeros = vec![0u8; 1 << 20];
-    let first = server.message(&zeros, Ending::Kept);
-    let piece = server.message(&zeros, Ending::Kept);
-    assert_eq!(server.message(&zeros, Ending::Kept), piece, "the steady-state piece repeats");
-    let mut out = first;
-    for _ in 1..1024 {
-        out.extend_from_slice(&piece);
-    }
-    out.truncate(out.len() - 4); // the last flush's empty block, as RFC 7692 7.2.1 removes it
-    out
-}
 
 #[test]
 fn a_decompression_bomb_stops_at_the_message_limit() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tether::{ClientBuilder, Event};
-use tether_tests::server::{Behavior, TestServer};
+use tether_chaos::server::{Behavior, TestServer};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

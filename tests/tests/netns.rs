@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, HeartbeatConfig};
-use tether_tests::server::{Behavior, TestServer};
+use tether_chaos::server::{Behavior, TestServer};
 
 mod common;
 use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};

@@ -9,9 +9,9 @@ use tether::{
     BackoffConfig, BuildError, Cause, ClientBuilder, CloseMode, Event, Events, FailReason, HeartbeatConfig,
     InFlightPolicy, Jitter, Message, MessageId, OpenError, Outcome, Overflow, QueueConfig, SendError, State,
 };
-use tether_tests::pki::TestPki;
-use tether_tests::proxy::FaultProxy;
-use tether_tests::server::{Behavior, TestServer};
+use tether_chaos::pki::TestPki;
+use tether_chaos::proxy::FaultProxy;
+use tether_chaos::server::{Behavior, TestServer};
 
 mod common;
 use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};

@@ -232,3 +232,123 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeflateStream<S> {
         Pin::new(&mut self.get_mut().inner).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use futures::task::noop_waker;
+
+    use super::*;
+
+    /// A transport that hands out the given chunks, one per read, then says Pending.
+    struct Chunks(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+            let Some(chunk) = self.0.front_mut() else { return Poll::Pending };
+            let n = chunk.len().min(out.len());
+            out[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.0.pop_front();
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    /// Reads with `room`-byte buffers until the stream says Pending; returns everything read.
+    fn read_until_pending(s: &mut DeflateStream<Chunks>, room: usize) -> Vec<u8> {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; room];
+        loop {
+            match Pin::new(&mut *s).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(0)) => panic!("end of stream"),
+                Poll::Ready(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Poll::Ready(Err(e)) => panic!("{e}"),
+                Poll::Pending => return out,
+            }
+        }
+    }
+
+    /// The payloads of unmasked, unfragmented-or-fragmented plain data messages in `bytes`.
+    fn messages(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let (mut out, mut cur) = (Vec::new(), Vec::new());
+        while bytes.len() >= 2 {
+            assert_eq!(bytes[0] & 0x70, 0, "no reserved bit reaches tungstenite");
+            let (len, hl) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                n => (usize::from(n), 2),
+            };
+            cur.extend_from_slice(&bytes[hl..hl + len]);
+            if bytes[0] & 0x80 != 0 && bytes[0] & 0x08 == 0 {
+                out.push(std::mem::take(&mut cur));
+            }
+            bytes = &bytes[hl + len..];
+        }
+        out
+    }
+
+    const HELLO: [u8; 9] = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    /// RFC 7692 7.2.3.2's second "Hello" (a back-reference to the first), in two fragments.
+    const HELLO_AGAIN_FRAGMENTED: [u8; 9] = [0x41, 0x03, 0xf2, 0x00, 0x11, 0x80, 0x02, 0x00, 0x00];
+
+    fn inflating(chunks: Vec<Vec<u8>>) -> DeflateStream<Chunks> {
+        let mut s = DeflateStream::new(Chunks(chunks.into()), false);
+        let cfg = Inbound { window_bits: 15, reset_each_message: false, max_message: None, max_frame: None };
+        s.start(Some(Rewriter::new(cfg)), None);
+        s
+    }
+
+    #[test]
+    fn everything_that_arrived_is_read_before_pending() {
+        // The last message of what arrived must come out without waiting for more input, whatever
+        // the reader's buffer and however the bytes were cut.
+        // Then a message that inflates to more than the reader's buffer: its end must come out too.
+        let big: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_string().into_bytes()).collect();
+        let params = DeflateParams {
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+        };
+        let cfg = DeflateConfig { threshold: Some(0), ..DeflateConfig::default() };
+        let compressed = Compressor::new(&cfg, &params).compress(&big).expect("compressed");
+        let mut all = HELLO.to_vec();
+        all.extend_from_slice(&HELLO_AGAIN_FRAGMENTED);
+        all.extend_from_slice(&[0xc2, 126]);
+        all.extend_from_slice(&(compressed.len() as u16).to_be_bytes());
+        all.extend_from_slice(&compressed);
+        let want = vec![b"Hello".to_vec(), b"Hello".to_vec(), big.clone()];
+        for room in [1, 2, 7, 131, 132, 4096] {
+            for cut in [1, 3, 1000, all.len()] {
+                let chunks = all.chunks(cut).map(<[u8]>::to_vec).collect();
+                let got = read_until_pending(&mut inflating(chunks), room);
+                assert!(messages(&got) == want, "room {room}, cut {cut}: {} bytes read", got.len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_handshake_stops_at_the_end_of_the_response() {
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        let mut first = response.to_vec();
+        first.extend_from_slice(&HELLO);
+        let mut s = DeflateStream::new(Chunks(vec![first].into()), true);
+        assert_eq!(read_until_pending(&mut s, 4096), response.to_vec(), "only the response, then wait");
+        assert!(matches!(s.mode, Mode::Held(_)));
+        let cfg = Inbound { window_bits: 15, reset_each_message: false, max_message: None, max_frame: None };
+        s.start(Some(Rewriter::new(cfg)), None);
+        assert_eq!(messages(&read_until_pending(&mut s, 4096)), vec![b"Hello".to_vec()], "held frames rewritten");
+        // Declined: the held bytes come out unchanged, then reads go straight through.
+        let mut first = response.to_vec();
+        first.extend_from_slice(&[0x81, 0x02, b'h', b'i']);
+        let mut s = DeflateStream::new(Chunks(vec![first, vec![0x81, 0x00]].into()), true);
+        assert_eq!(read_until_pending(&mut s, 4096), response.to_vec());
+        s.start(None, None);
+        assert_eq!(read_until_pending(&mut s, 3), vec![0x81, 0x02, b'h', b'i', 0x81, 0x00]);
+        assert!(s.buf.capacity() == 0, "the held buffer is released");
+    }
+}

@@ -27,7 +27,7 @@ use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 use tether_core::{
     Action, CloseFrame, ConnectInfo, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
-    TransportEvent, TransportId,
+    TransportEvent, TransportId, Violation,
 };
 use tracing::Instrument;
 
@@ -73,6 +73,9 @@ struct Conn<R: Runtime> {
     fed: Option<MessageId>,
     /// Last message id reported flushed.
     reported: Option<MessageId>,
+    /// Preamble messages (sends without an id) written, and reported flushed.
+    preamble_fed: usize,
+    preamble_reported: usize,
     need_flush: bool,
 }
 
@@ -132,7 +135,15 @@ impl<R: Runtime> Driver<R> {
                 match result {
                     Ok((ws, info)) => {
                         tracing::info!(transport = %id, handshake_ms = info.handshake.as_millis() as u64, "connected");
-                        self.conn = Some(Conn { id, ws, fed: None, reported: None, need_flush: false });
+                        self.conn = Some(Conn {
+                            id,
+                            ws,
+                            fed: None,
+                            reported: None,
+                            preamble_fed: 0,
+                            preamble_reported: 0,
+                            need_flush: false,
+                        });
                         // Frames may have arrived with the handshake response.
                         self.read_wake.ready.store(true, Ordering::Release);
                         self.reports.push((id, TransportEvent::Opened(info)));
@@ -230,11 +241,12 @@ impl<R: Runtime> Driver<R> {
                         }
                         Poll::Ready(Ok(())) => {}
                     }
-                    let (msg, id) = match self.batch.pop_front() {
+                    let (msg, id, preamble) = match self.batch.pop_front() {
                         Some(Action::Send { id, message, .. }) => {
-                            (conn.ws.get_mut().compress(&message).unwrap_or_else(|| to_ws(message)), id)
+                            let msg = conn.ws.get_mut().compress(&message).unwrap_or_else(|| to_ws(message));
+                            (msg, id, id.is_none())
                         }
-                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None),
+                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None, false),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
                     progress = true;
@@ -245,6 +257,19 @@ impl<R: Runtime> Driver<R> {
                     conn.need_flush = true;
                     if id.is_some() {
                         conn.fed = id;
+                    } else if preamble {
+                        conn.preamble_fed += 1;
+                    }
+                }
+                Action::Abort { transport } => {
+                    let transport = *transport;
+                    self.batch.pop_front();
+                    progress = true;
+                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                        self.opening = None;
+                    }
+                    if self.conn.as_ref().is_some_and(|c| c.id == transport) {
+                        self.conn = None;
                     }
                 }
                 Action::Close { transport, code, reason } => {
@@ -279,6 +304,10 @@ impl<R: Runtime> Driver<R> {
             Poll::Pending => false,
             Poll::Ready(Ok(())) => {
                 conn.need_flush = false;
+                if conn.preamble_fed > conn.preamble_reported {
+                    conn.preamble_reported = conn.preamble_fed;
+                    self.reports.push((conn.id, TransportEvent::PreambleFlushed { count: conn.preamble_fed }));
+                }
                 if conn.fed > conn.reported
                     && let Some(through) = conn.fed
                 {
@@ -450,20 +479,29 @@ fn to_ws(message: Message) -> WsMessage {
 }
 
 fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
+    let violation = |kind, e: WsError| TransportError::Violation { kind, detail: e.to_string() };
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
+        e @ WsError::Utf8(_) => Err(violation(Violation::InvalidUtf8, e)),
+        e @ WsError::Capacity(_) => Err(violation(Violation::TooBig, e)),
+        e @ WsError::Protocol(_) => Err(violation(Violation::Protocol, e)),
+        // The server's compressed data broke a limit (1009) or the format (1002).
+        WsError::Io(io) if crate::deflate::inflate_error(&io).is_some() => {
+            let inflate = crate::deflate::inflate_error(&io).map(|i| (i.is_too_big(), i.to_string()));
+            let (too_big, detail) = inflate.unwrap_or_default();
+            Err(TransportError::Violation {
+                kind: if too_big { Violation::TooBig } else { Violation::Protocol },
+                detail,
+            })
+        }
         other => Err(classify_write_error(other)),
     }
 }
 
 fn classify_write_error(e: WsError) -> TransportError {
     match e {
-        WsError::Io(e) => match crate::deflate::inflate_error(&e) {
-            // The server's compressed data broke a limit or the format.
-            Some(inflate) => TransportError::Protocol(inflate.to_string()),
-            None => TransportError::Io(e.to_string()),
-        },
+        WsError::Io(e) => TransportError::Io(e.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
-        other => TransportError::Protocol(other.to_string()),
+        other => TransportError::Io(other.to_string()),
     }
 }

@@ -26,8 +26,8 @@ impl Session {
         };
         if let Some(message) = self.preamble.get(self.preamble_sent) {
             self.preamble_sent += 1;
-            self.stats.messages_sent += 1;
-            self.stats.bytes_sent += message.len() as u64;
+            // Counted as sent when the driver reports it flushed, like every other message.
+            self.preamble_unflushed.push_back(message.len());
             return Some(Action::Send { transport, id: None, message: message.clone() });
         }
         let (events, stats) = (&mut self.events, &mut self.stats);

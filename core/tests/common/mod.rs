@@ -116,7 +116,15 @@ impl H {
         self.ev(t, TransportEvent::Closed(Err(TransportError::Io("connection reset".into()))));
     }
 
+    /// The server closes: its close frame, then (the library having answered it) the end of the stream,
+    /// as a driver reports them.
     pub fn remote_close(&mut self, t: TransportId, code: u16) {
+        self.remote_close_frame(t, code);
+        self.ev(t, TransportEvent::Closed(Ok(None)));
+    }
+
+    /// Only the server's close frame; the transport has not ended yet.
+    pub fn remote_close_frame(&mut self, t: TransportId, code: u16) {
         self.ev(t, TransportEvent::Received(Frame::Close(Some(CloseFrame { code, reason: "bye".into() }))));
     }
 

@@ -20,7 +20,7 @@ pub const EVENT_KINDS: [&str; 10] = [
 ];
 
 /// Names of the action kinds, in [`action_index`] order.
-pub const ACTION_KINDS: [&str; 4] = ["Open", "Send", "Ping", "Close"];
+pub const ACTION_KINDS: [&str; 5] = ["Open", "Send", "Ping", "Close", "Abort"];
 
 /// Names of the cause kinds, in [`cause_index`] order.
 pub const CAUSE_KINDS: [&str; 12] = [
@@ -65,6 +65,7 @@ pub fn action_index(a: &Action) -> usize {
         Action::Send { .. } => 1,
         Action::Ping { .. } => 2,
         Action::Close { .. } => 3,
+        Action::Abort { .. } => 4,
     }
 }
 
@@ -96,7 +97,7 @@ pub struct Coverage {
     /// Per [`Outcome::ALL`].
     pub outcomes: [u64; 5],
     /// Per [`ACTION_KINDS`].
-    pub actions: [u64; 4],
+    pub actions: [u64; 5],
     /// Causes of state changes, per [`CAUSE_KINDS`].
     pub causes: [u64; 12],
     /// Runs counted.

@@ -8,8 +8,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use tether_core::{
     Action, BackoffConfig, CloseFrame, CloseMode, Config, ConnectInfo, Frame, HeartbeatConfig, InFlightPolicy, Jitter,
-    Message, MessageId, MessageKind, NetworkHint, OpenError, Overflow, QueueConfig, RetryPolicy, Session, State,
-    TransportError, TransportEvent, TransportId, Verdict, parse_retry_after,
+    MAX_DURATION, Message, MessageId, MessageKind, NetworkHint, OpenError, Overflow, QueueConfig, RetryPolicy, Session,
+    State, TransportError, TransportEvent, TransportId, Verdict, Violation as ProtocolViolation, parse_retry_after,
 };
 
 use super::harness::Harness;
@@ -41,6 +41,9 @@ pub struct Params {
     try_again_later_ms: u16,
     max_server_delay_ms: u16,
     seed: u64,
+    /// The session starts at the earliest instant the platform represents, so that `Jump`s can span the
+    /// whole range.
+    far_past: bool,
 }
 
 fn ms(n: u16) -> Duration {
@@ -148,6 +151,12 @@ pub enum Op {
     Sleep(u16),
     /// Drains up to this many more actions.
     Drain(u8),
+    /// Moves the clock forward by 2^n seconds (n mod 64), as far as `Instant` allows: absurd clocks.
+    Jump(u8),
+    /// `PreambleFlushed` with this count.
+    PreambleFlushed(Which, u8),
+    /// `Closed` with a protocol violation (kind mod 3).
+    Violation(Which, u8),
 }
 
 /// The input of `core_ops`.
@@ -280,8 +289,18 @@ impl Driver {
                 let a = self.h.network(hint)?;
                 self.take(a);
             }
-            Op::Advance(n) => self.h.advance_to(self.h.now + Duration::from_millis(n.into())),
-            Op::Sleep(n) => self.h.advance_to(self.h.now + Duration::from_secs(n.into())),
+            Op::Advance(n) => self.h.advance_to(later(self.h.now, Duration::from_millis(n.into()))),
+            Op::Sleep(n) => self.h.advance_to(later(self.h.now, Duration::from_secs(n.into()))),
+            Op::Jump(n) => self.h.advance_to(later(self.h.now, Duration::from_secs(1 << (n % 64)))),
+            Op::PreambleFlushed(w, n) => {
+                self.transport(w, TransportEvent::PreambleFlushed { count: usize::from(n) })?
+            }
+            Op::Violation(w, k) => {
+                let kind = [ProtocolViolation::Protocol, ProtocolViolation::InvalidUtf8, ProtocolViolation::TooBig]
+                    [usize::from(k % 3)];
+                let err = TransportError::Violation { kind, detail: "bad frame".into() };
+                self.transport(w, TransportEvent::Closed(Err(err)))?
+            }
             Op::Drain(n) => {
                 self.h.action_cap = usize::from(n);
                 let a = self.h.drain_more()?;
@@ -321,9 +340,30 @@ pub fn run_ops_traced(input: OpsInput) -> (Result<(), Violation>, Vec<String>) {
     run(input, true)
 }
 
+/// `t + d`, unless that would leave too little of the `Instant` range for the session's own deadlines
+/// (every configured duration is at most `MAX_DURATION`): then `t`.
+fn later(t: Instant, d: Duration) -> Instant {
+    match t.checked_add(d) {
+        Some(l) if l.checked_add(MAX_DURATION * 2).is_some() => l,
+        _ => t,
+    }
+}
+
+/// The earliest instant the platform represents (within a second).
+fn earliest_instant() -> Instant {
+    let mut t = Instant::now();
+    for shift in (0..64).rev() {
+        while let Some(earlier) = t.checked_sub(Duration::from_secs(1 << shift)) {
+            t = earlier;
+        }
+    }
+    t
+}
+
 fn run(input: OpsInput, trace: bool) -> (Result<(), Violation>, Vec<String>) {
     let cfg = input.params.config();
-    let Ok(mut h) = Harness::new(cfg, Instant::now(), trace) else { return (Ok(()), Vec::new()) };
+    let epoch = if input.params.far_past { earliest_instant() } else { Instant::now() };
+    let Ok(mut h) = Harness::new(cfg, epoch, trace) else { return (Ok(()), Vec::new()) };
     h.action_cap = DRAIN_CAP;
     let mut d = Driver { h, opened: Vec::new(), handed: Vec::new(), last_ping: None };
     let r = input.ops.into_iter().try_for_each(|op| d.op(op)).and_then(|()| d.finish());

@@ -7,7 +7,7 @@
 //! current outage has had and how many backoff delays were drawn in it (both reset by `connect` and
 //! once a connection has stayed up for `stable_after` while the driver called `handle_timeout`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,8 @@ pub mod names {
     pub const SPURIOUS: &str = "early-timeout-is-noop";
     /// The run ends in bounded steps.
     pub const BOUNDED: &str = "bounded-drive";
+    /// A transport is aborted at most once, and no action names it after its abort.
+    pub const RELEASE: &str = "released-once";
 }
 use names::*;
 
@@ -139,6 +141,12 @@ pub struct Checker {
     /// Transports on which the heartbeat declared the link dead.
     pub heartbeat_deaths: Vec<TransportId>,
     transport_before: Option<TransportId>,
+    /// Transports the session aborted.
+    aborted: HashSet<TransportId>,
+    /// Preamble messages handed to each transport, and reported flushed on it while it was current.
+    preamble: HashMap<TransportId, (usize, usize)>,
+    /// Preamble messages the session should count as sent.
+    preamble_flushed: u64,
 }
 
 fn outcome_index(o: Outcome) -> usize {
@@ -173,6 +181,9 @@ impl Checker {
             last_retry_at: None,
             heartbeat_deaths: Vec::new(),
             transport_before: None,
+            aborted: HashSet::new(),
+            preamble: HashMap::new(),
+            preamble_flushed: 0,
         }
     }
 
@@ -241,6 +252,15 @@ impl Checker {
 
     /// Records a transport report given to the session (call before `handle_transport`).
     pub fn on_transport_input(&mut self, id: TransportId, ev: &TransportEvent) {
+        let current = self.transport_before == Some(id) && matches!(self.state, State::Connected | State::Closing);
+        if let (TransportEvent::PreambleFlushed { count }, true) = (ev, current) {
+            let (handed, flushed) = self.preamble.entry(id).or_default();
+            let now_flushed = (*count).min(*handed);
+            if now_flushed > *flushed {
+                self.preamble_flushed += (now_flushed - *flushed) as u64;
+                *flushed = now_flushed;
+            }
+        }
         if let (TransportEvent::Flushed { through }, true) = (ev, self.transport_before == Some(id)) {
             for m in self.in_flight.iter().filter(|m| **m <= *through) {
                 let msg = self.msgs.get_mut(m).expect("in-flight ids are known");
@@ -253,6 +273,14 @@ impl Checker {
 
     /// Checks one action, drained when the session's transport was `current`.
     pub fn on_action(&mut self, a: &Action, current: Option<TransportId>) -> Result<(), Violation> {
+        let named = match a {
+            Action::Open { transport, .. }
+            | Action::Send { transport, .. }
+            | Action::Ping { transport, .. }
+            | Action::Close { transport, .. }
+            | Action::Abort { transport } => *transport,
+        };
+        ensure!(!self.aborted.contains(&named), RELEASE, "{a:?} names {named}, aborted before");
         match a {
             Action::Open { transport, attempt } => {
                 ensure!(
@@ -286,7 +314,14 @@ impl Checker {
                 self.last_on_transport = Some((*transport, *id));
                 self.in_flight.push(*id);
             }
-            Action::Send { .. } | Action::Ping { .. } | Action::Close { .. } => {}
+            Action::Send { transport, id: None, .. } => {
+                ensure!(current == Some(*transport), PREAMBLE, "preamble Send on {transport}, current is {current:?}");
+                self.preamble.entry(*transport).or_default().0 += 1;
+            }
+            Action::Abort { transport } => {
+                self.aborted.insert(*transport);
+            }
+            Action::Ping { .. } | Action::Close { .. } => {}
         }
         Ok(())
     }
@@ -537,6 +572,14 @@ impl Checker {
         ensure!(s.in_flight() <= s.queue_len(), QUEUE, "in_flight {} > queue_len {}", s.in_flight(), s.queue_len());
         let st = s.stats(now);
         let o = &self.outcomes;
+        ensure!(
+            st.messages_sent == o[0] + self.preamble_flushed,
+            STATS,
+            "messages_sent {} but {} messages ended Sent and {} preamble messages were reported flushed",
+            st.messages_sent,
+            o[0],
+            self.preamble_flushed
+        );
         ensure!(
             st.messages_accepted == self.accepted
                 && st.messages_requeued == self.requeued

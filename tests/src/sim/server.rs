@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tether_core::{CloseFrame, MessageId, OpenError, TransportError, parse_retry_after};
+use tether_core::{CloseFrame, MessageId, OpenError, TransportError, Violation, parse_retry_after};
 
 use super::rng::SimRng;
 use super::scenario::{Phase, PhaseKind};
@@ -19,7 +19,8 @@ pub enum Ending {
         /// 0: a received close frame; 1: the transport's end; 2: both.
         form: u8,
     },
-    /// A reset or protocol error: the client is told at once.
+    /// A reset or a protocol violation: the client is told at once. After a violation the connection is
+    /// still open: the client fails it with a close frame, which the server answers.
     Drop(TransportError),
     /// The connection goes half-open: nothing passes either way, and nobody is told.
     Silent,
@@ -103,7 +104,8 @@ pub fn draw(rng: &mut SimRng, phase: &Phase) -> Behaviour {
             let err = if rng.chance(0.8) {
                 TransportError::Io("connection reset".into())
             } else {
-                TransportError::Protocol("bad frame".into())
+                let kind = rng.pick(&[Violation::Protocol, Violation::InvalidUtf8, Violation::TooBig]);
+                TransportError::Violation { kind, detail: "bad frame".into() }
             };
             Behaviour::Accept { ending: Some((after(rng), Ending::Drop(err))), slow }
         }
@@ -126,8 +128,10 @@ pub struct Conn {
     pub silent: bool,
     /// The server closed or reset it.
     pub dead: bool,
-    /// The driver let go of it (a `Close` action outside a user close).
+    /// The driver let go of it: aborted, or its end reported.
     pub client_closed: bool,
+    /// Preamble messages the driver wrote on it.
+    pub preamble_written: usize,
     /// The server reads slowly: the client's writes flush slowly.
     pub slow: bool,
     /// Its scripted ending no longer applies (the server became healthy).
@@ -160,6 +164,7 @@ impl Conn {
             silent: false,
             dead: false,
             client_closed: false,
+            preamble_written: 0,
             slow: false,
             ending_cancelled: false,
             write_free_at: now,

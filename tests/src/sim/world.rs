@@ -38,6 +38,7 @@ enum Ev {
     Written(TransportId, Option<MessageId>, Message),
     WrittenClose(TransportId, u16),
     FlushReport(TransportId, MessageId),
+    PreambleReport(TransportId, usize),
     ServerEnd(TransportId, Ending),
     Chatter(TransportId),
     DeadCheck,
@@ -245,14 +246,7 @@ impl World {
         for a in actions {
             self.perform(now, a);
         }
-        // The driver lets go of a transport as soon as the session stops using it.
-        let current = self.h.s.transport();
-        if current != self.current {
-            if let Some(c) = self.current.and_then(|t| self.conns.get_mut(&t)) {
-                c.client_closed = true;
-            }
-            self.current = current;
-        }
+        self.current = self.h.s.transport();
         Ok(())
     }
 
@@ -283,12 +277,14 @@ impl World {
                 }
             }
             Action::Close { transport, code, .. } => {
-                let graceful = self.h.s.state() == State::Closing && self.h.s.transport() == Some(transport);
-                let Some(c) = self.conns.get_mut(&transport) else { return };
-                if graceful {
-                    let at = c.write_free_at.max(now);
-                    self.at(at, Ev::WrittenClose(transport, code));
-                } else {
+                // Graceful: the close frame goes out after what was written before it, and the driver
+                // keeps reading until the transport ends (or the session aborts it).
+                let Some(c) = self.conns.get_mut(&transport).filter(|c| !c.client_closed) else { return };
+                let at = c.write_free_at.max(now);
+                self.at(at, Ev::WrittenClose(transport, code));
+            }
+            Action::Abort { transport } => {
+                if let Some(c) = self.conns.get_mut(&transport) {
                     c.client_closed = true;
                 }
             }
@@ -349,6 +345,16 @@ impl World {
                 if matches!(ev, TransportEvent::Opened { .. } | TransportEvent::Received(_)) {
                     c.last_inbound = Some(now);
                 }
+                // A driver that reports a transport's end (or a failed open) lets go of it; after a
+                // protocol violation it keeps it, to send the close frame the session asks for.
+                let ended = match &ev {
+                    TransportEvent::Closed(Err(TransportError::Violation { .. })) => false,
+                    TransportEvent::Closed(_) | TransportEvent::OpenFailed(_) => true,
+                    _ => false,
+                };
+                if ended {
+                    c.client_closed = true;
+                }
                 let actions = self.h.transport(t, ev)?;
                 self.after_call(actions)?;
             }
@@ -360,6 +366,17 @@ impl World {
                 let (passes, dead) = (c.passes(), c.dead);
                 if passes {
                     self.send_to_server(t, Ev::SrvData(t, m));
+                }
+                if let (None, false) = (id, dead) {
+                    let count = match self.conns.get_mut(&t) {
+                        Some(c) => {
+                            c.preamble_written += 1;
+                            c.preamble_written
+                        }
+                        None => 0,
+                    };
+                    let lag = self.rng.ms(0, 20);
+                    self.at(now + lag, Ev::PreambleReport(t, count));
                 }
                 if let (Some(id), false) = (id, dead) {
                     // The report of a flush can lag behind the bytes (a driver batching its reports): a
@@ -376,6 +393,12 @@ impl World {
             Ev::FlushReport(t, id) => {
                 if self.conns.get(&t).is_some_and(|c| !c.client_closed) {
                     let actions = self.h.transport(t, TransportEvent::Flushed { through: id })?;
+                    self.after_call(actions)?;
+                }
+            }
+            Ev::PreambleReport(t, count) => {
+                if self.conns.get(&t).is_some_and(|c| !c.client_closed) {
+                    let actions = self.h.transport(t, TransportEvent::PreambleFlushed { count })?;
                     self.after_call(actions)?;
                 }
             }
@@ -448,7 +471,8 @@ impl World {
                 }
             }
             Ending::Drop(err) => {
-                c.dead = true;
+                // A reset ends the connection; after a violation it stays open until the close handshake.
+                c.dead = matches!(err, TransportError::Io(_));
                 self.send_to_client(t, TransportEvent::Closed(Err(err)));
             }
             Ending::Silent => self.go_silent(t),

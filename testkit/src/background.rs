@@ -5,13 +5,16 @@ use std::future::Future;
 
 /// A one-worker tokio runtime. Dropping it stops everything spawned on it, without blocking (so it may
 /// be dropped inside another runtime).
-pub struct Background {
+pub(crate) struct Background {
     rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Background {
     /// Starts the runtime; its worker thread is called `name`.
-    pub fn new(name: &str) -> Self {
+    ///
+    /// # Panics
+    /// If the OS refuses a thread or an event loop (out of resources): test support cannot go on.
+    pub(crate) fn new(name: &str) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(name)
@@ -22,7 +25,7 @@ impl Background {
     }
 
     /// The runtime's handle.
-    pub fn handle(&self) -> &tokio::runtime::Handle {
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         match &self.rt {
             Some(rt) => rt.handle(),
             None => unreachable!("the runtime lives until drop"),
@@ -30,7 +33,7 @@ impl Background {
     }
 
     /// Spawns `f` on the runtime.
-    pub fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) -> tokio::task::JoinHandle<()> {
         self.handle().spawn(f)
     }
 }
@@ -45,7 +48,7 @@ impl Drop for Background {
 
 /// Binds a listener on `addr` with the standard library (so it works from any context) and hands it
 /// to tokio inside the runtime.
-pub fn bind_std(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub(crate) fn bind_std(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     Ok(l)

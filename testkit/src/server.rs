@@ -1,5 +1,9 @@
 //! A real WebSocket server for tests, on its own tokio thread: echo, record, reject the handshake with a
 //! status, accept-then-close, be stopped and restarted on the same port, and speak TLS.
+//!
+//! Everything it does is on command ([`TestServer::stop`], [`TestServer::close_all`],
+//! [`TestServer::set_behavior`], ...), so a test decides exactly when the fault happens; for faults on a
+//! timer, see [`ChaosServer`](crate::ChaosServer).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -89,11 +93,18 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a plain (`ws://`) server on `127.0.0.1:0`.
+    ///
+    /// # Panics
+    /// If no port on 127.0.0.1 can be bound, or no thread started: a test cannot go on. Use
+    /// [`start_at`](Self::start_at) to get the error instead.
     pub fn start(behavior: Behavior) -> Self {
         Self::start_with(behavior, None)
     }
 
-    /// Starts a TLS (`wss://`) server on `127.0.0.1:0`.
+    /// Starts a TLS (`wss://`) server on `127.0.0.1:0` (a [`TestPki`](crate::pki::TestPki) makes `tls`).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
     pub fn start_tls(behavior: Behavior, tls: Arc<rustls::ServerConfig>) -> Self {
         Self::start_with(behavior, Some(tls))
     }
@@ -202,18 +213,33 @@ impl TestServer {
     }
 
     /// Listens again on the same port (after [`stop`](Self::stop) or [`stop_listening`](Self::stop_listening)).
+    /// Blocks the calling thread for as long as the bind takes (usually a few milliseconds; call it from
+    /// `spawn_blocking` inside an async runtime if that matters).
+    ///
+    /// # Panics
+    /// If the port cannot be bound again within 5 s (another process took it): a test cannot go on.
+    /// [`try_restart`](Self::try_restart) returns that error instead.
     pub fn restart(&self) {
+        if let Err(e) = self.try_restart() {
+            panic!("test server cannot rebind {}: {e}", self.addr);
+        }
+    }
+
+    /// [`restart`](Self::restart) that returns the bind error (after retrying for 5 s) instead of
+    /// panicking.
+    pub fn try_restart(&self) -> std::io::Result<()> {
         let addr = self.addr;
         let deadline = Instant::now() + Duration::from_secs(5);
         // The aborted listener is dropped by its runtime a moment after `stop`: retry the bind.
         let listener = loop {
             match crate::background::bind_std(addr) {
                 Ok(l) => break l,
-                Err(e) if Instant::now() > deadline => panic!("test server cannot rebind {addr}: {e}"),
+                Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
         };
         self.spawn_listener(listener);
+        Ok(())
     }
 
     /// Every data message received so far, in arrival order.

@@ -1,5 +1,9 @@
 //! A fault-injecting TCP proxy on its own tokio thread: cut every connection, refuse new ones,
 //! blackhole (keep sockets open, forward nothing), add delay.
+//!
+//! Put it between the code under test and any TCP server (a [`TestServer`](crate::server::TestServer)
+//! or your own) and point the client at [`FaultProxy::url`]: the faults are the network's, so the
+//! client sees what it would see on a real link (a reset, a refused connection, a silent peer).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +33,10 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy on `127.0.0.1:0` forwarding to `upstream`.
+    ///
+    /// # Panics
+    /// If no port on 127.0.0.1 can be bound, or no thread started: a test cannot go on. Use
+    /// [`start_at`](Self::start_at) to get the error instead.
     pub fn start(upstream: SocketAddr) -> Self {
         let listener = crate::background::bind_std("127.0.0.1:0".parse().expect("literal address"))
             .unwrap_or_else(|e| panic!("fault proxy cannot bind: {e}"));
