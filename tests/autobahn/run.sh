@@ -5,16 +5,17 @@
 #   AUTOBAHN_RUNTIMES="tokio" bash tests/autobahn/run.sh
 #
 # Installs the official suite (`autobahntestsuite`, Python 2.7 only) into a virtualenv under the cache
-# dir, starts its fuzzing server on 127.0.0.1, runs tests/autobahn/client.rs once per runtime (agent
-# tether-<runtime>), reads reports/clients/index.json and exits non-zero on any case that is FAILED,
-# WRONG CODE, UNCLEAN or missing. The summary goes to stdout and to $AUTOBAHN_SUMMARY if set.
+# dir, starts one fuzzing server per runtime on 127.0.0.1 and runs tests/autobahn/client.rs against
+# each (agent tether-<runtime>), all runtimes at once, reads each reports/clients/index.json and exits
+# non-zero on any case that is FAILED, WRONG CODE, UNCLEAN or missing. The summary goes to stdout and
+# to $AUTOBAHN_SUMMARY if set.
 #
 # Every case runs, 12.* and 13.* (permessage-deflate) included: the client offers compression and
 # compresses every message it echoes.
 #
 # Environment:
 #   AUTOBAHN_RUNTIMES   runtimes to run (default: "tokio smol async-std")
-#   AUTOBAHN_PORT       fuzzing server port (default: a free one)
+#   AUTOBAHN_PORT       first fuzzing server port, the next runtimes take the next ones (default: free ones)
 #   AUTOBAHN_PROFILE    cargo profile for the client (default: dev, which shares the build of `cargo test`)
 #   AUTOBAHN_SUMMARY    also write the summary (markdown) to this file
 #   TETHER_CACHE        where the Python environments live (default: ~/.cache/tether)
@@ -27,7 +28,8 @@ runtimes="${AUTOBAHN_RUNTIMES:-tokio smol async-std}"
 profile="${AUTOBAHN_PROFILE:-dev}"
 cache="${TETHER_CACHE:-$HOME/.cache/tether}"
 work="${CARGO_TARGET_DIR:-$repo/target}/autobahn"
-venv="$cache/autobahn-venv"
+# Keyed by the pinned requirements, so that checkouts with different pins never reinstall each other's.
+venv="$cache/autobahn-venv-$(sha256sum "$here/requirements-py27.txt" | cut -c1-12)"
 
 say() { printf 'autobahn: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -76,49 +78,77 @@ case "$profile" in dev) bin="$target_dir/debug/examples/autobahn-client" ;; *) b
 
 rm -rf "$work"
 mkdir -p "$work"
-port="${AUTOBAHN_PORT:-$(free_port)}"
-cat >"$work/fuzzingserver.json" <<EOF
+
+# One fuzzing server per runtime, all at once: the suite's server (single-threaded Python) is the
+# bottleneck of the compression cases, so the runtimes run side by side on the machine's cores.
+declare -A server port took
+stop_servers() {
+    local rt
+    for rt in "${!server[@]}"; do kill "${server[$rt]}" 2>/dev/null || true; done
+    for rt in "${!server[@]}"; do wait "${server[$rt]}" 2>/dev/null || true; done
+}
+trap stop_servers EXIT
+base_port="${AUTOBAHN_PORT:-}"
+for rt in $runtimes; do
+    mkdir -p "$work/$rt"
+    if [ -n "$base_port" ]; then port[$rt]=$base_port; base_port=$((base_port + 1)); else port[$rt]=$(free_port); fi
+    cat >"$work/$rt/fuzzingserver.json" <<EOF
 {
-  "url": "ws://127.0.0.1:$port",
+  "url": "ws://127.0.0.1:${port[$rt]}",
   "outdir": "./reports/clients",
   "cases": ["*"],
   "exclude-cases": [],
   "exclude-agent-cases": {}
 }
 EOF
-
-say "starting the fuzzing server on 127.0.0.1:$port"
-(cd "$work" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/server.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    if grep -q "Fuzzing Server" "$work/server.log" 2>/dev/null &&
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
-        break
-    fi
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; die "the fuzzing server exited"; }
-    sleep 0.2
+    say "starting a fuzzing server for $rt on 127.0.0.1:${port[$rt]}"
+    (cd "$work/$rt" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/$rt/server.log" 2>&1 &
+    server[$rt]=$!
+done
+for rt in $runtimes; do
+    for _ in $(seq 1 100); do
+        if grep -q "Fuzzing Server" "$work/$rt/server.log" 2>/dev/null &&
+            python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',${port[$rt]}),1)" 2>/dev/null; then
+            break
+        fi
+        kill -0 "${server[$rt]}" 2>/dev/null || { cat "$work/$rt/server.log" >&2; die "the fuzzing server exited"; }
+        sleep 0.2
+    done
 done
 
-declare -A took
+declare -A client
 for rt in $runtimes; do
     say "running the cases on $rt"
-    t0=$(date +%s)
-    "$bin" "$rt" "ws://127.0.0.1:$port" "tether-$rt" || say "the $rt client reported trouble (exit $?)"
-    took[$rt]=$(($(date +%s) - t0))
+    (
+        t0=$(date +%s)
+        "$bin" "$rt" "ws://127.0.0.1:${port[$rt]}" "tether-$rt" 2>&1 | sed -u "s/^/[$rt] /" >&2 ||
+            say "the $rt client reported trouble"
+        echo $(($(date +%s) - t0)) >"$work/$rt/seconds"
+    ) &
+    client[$rt]=$!
+done
+for rt in $runtimes; do
+    wait "${client[$rt]}" || true
+    took[$rt]=$(cat "$work/$rt/seconds" 2>/dev/null || echo "?")
 done
 
-index="$work/reports/clients/index.json"
-[ -f "$index" ] || die "no report at $index"
+indexes=""
+for rt in $runtimes; do
+    [ -f "$work/$rt/reports/clients/index.json" ] || die "no report for $rt at $work/$rt/reports/clients/index.json"
+    indexes="$indexes $rt=$work/$rt/reports/clients/index.json"
+done
 timings=""
 for rt in $runtimes; do timings="$timings tether-$rt=${took[$rt]}"; done
 
 suite_version="$("$venv/bin/wstest" --autobahnversion 2>/dev/null | tr '\n' ' ' | sed 's/  */ /g')"
-python3 - "$index" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" <<'EOF'
+first_rt="${runtimes%% *}"
+python3 - "$indexes" "$work/$first_rt/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" <<'EOF'
 import ast, collections, json, re, sys
 
-index, log, runtimes, timings, summary_path, profile, suite = sys.argv[1:8]
-report = json.load(open(index))
+indexes, log, runtimes, timings, summary_path, profile, suite = sys.argv[1:8]
+report = {}
+for item in indexes.split():
+    report.update(json.load(open(item.split("=", 1)[1])))
 expected = ast.literal_eval(re.search(r"Cases = (\[.*?\])", open(log).read()).group(1))
 seconds = dict(t.split("=") for t in timings.split())
 BAD = {"FAILED", "WRONG CODE", "UNCLEAN"}
@@ -155,8 +185,8 @@ for n in notes:
     agent, rest = n.split(" ", 1)
     non_ok[rest].append(agent)
 passed = sum(1 for _ in expected) * len(runtimes.split()) - len(problems)
-out = ["Suite: %s; fuzzing server on 127.0.0.1; client tests/autobahn/client.rs (cargo profile %s), one "
-       "Tether client per case." % (suite.strip(), profile), "",
+out = ["Suite: %s; one fuzzing server per runtime on 127.0.0.1, the runtimes side by side; client "
+       "tests/autobahn/client.rs (cargo profile %s), one Tether client per case." % (suite.strip(), profile), "",
        "Cases run: %d (every case of the suite, 12.* and 13.* permessage-deflate included)." % len(expected),
        ""] + lines + [""]
 if non_ok:
