@@ -22,13 +22,8 @@ fn reconnect_after_cut(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let server = TestServer::start(Behavior::Echo);
     let proxy = FaultProxy::start(server.addr());
-    let backoff = BackoffConfig {
-        jitter: Jitter::None,
-        immediate_first_retry: true,
-        // Every connection counts as stable almost at once, so every cut gets the immediate retry.
-        stable_after: STABLE,
-        ..BackoffConfig::default()
-    };
+    let backoff = // Every connection counts as stable almost at once, so every cut gets the immediate retry.
+BackoffConfig::default().jitter(Jitter::None).immediate_first_retry(true).stable_after(STABLE);
     let config = ClientBuilder::new(proxy.url()).backoff(backoff).heartbeat(None).build().expect("valid config");
     // The client's driver runs on `rt`, while a `block_on` of it is in progress.
     let (client, mut events) = {

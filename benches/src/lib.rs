@@ -129,13 +129,8 @@ pub fn tick(i: u64) -> String {
 /// permessage-deflate (default parameters, context takeover, every message compressed).
 pub fn feed(n: usize, deflate: bool) -> Vec<u8> {
     use tether_deflate::{Compressor, DeflateConfig, DeflateParams};
-    let params = DeflateParams {
-        server_max_window_bits: 15,
-        client_max_window_bits: 15,
-        server_no_context_takeover: false,
-        client_no_context_takeover: false,
-    };
-    let cfg = DeflateConfig { threshold: Some(0), ..DeflateConfig::default() };
+    let params = DeflateParams::new(15, 15, false, false);
+    let cfg = DeflateConfig::default().threshold(Some(0));
     let mut compressor = Compressor::new(&cfg, &params);
     let mut out = Vec::with_capacity(n * if deflate { 80 } else { 210 });
     for i in 0..n as u64 {

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tether_tokio::{
-    BackoffConfig, Cause, ClientBuilder, ClientConfig, Event, FailReason, InFlightPolicy, Message, MessageKind,
-    Outcome, QueueConfig, State, Stats,
+    BackoffConfig, Cause, ClientBuilder, ClientConfig, ConnectPhase, Event, FailReason, InFlightPolicy, Message,
+    MessageKind, Outcome, QueueConfig, State, Stats,
 };
 use tokio::sync::mpsc;
 
-use crate::json::{self, Obj};
+use crate::json_line::{self, Line};
 use crate::term::Console;
 use crate::{ConnectArgs, exit};
 
@@ -22,7 +22,16 @@ enum Input {
 
 /// Builds the client configuration; the error is the one line to print.
 pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
-    let mut b = ClientBuilder::new(a.url.as_str());
+    let mut b = ClientBuilder::new(a.urls[0].as_str());
+    for url in &a.urls[1..] {
+        b = b.endpoint(url.as_str());
+    }
+    // Like curl: the environment's proxy unless told otherwise.
+    b = match (&a.proxy, a.no_proxy) {
+        (Some(p), _) => b.proxy(p.as_str()),
+        (None, true) => b.no_proxy(),
+        (None, false) => b.proxy_from_env(),
+    };
     for (k, v) in &a.headers {
         b = b.header(k.as_str(), v.as_str());
     }
@@ -34,6 +43,12 @@ pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
     }
     if let Some(d) = a.pong_timeout {
         b = b.pong_timeout(d);
+    }
+    if let Some(d) = a.connect_timeout {
+        b = b.connect_timeout(d);
+    }
+    if let Some(d) = a.close_timeout {
+        b = b.close_timeout(d);
     }
     let mut backoff = BackoffConfig::default();
     if let Some(d) = a.backoff_base {
@@ -102,6 +117,11 @@ fn spawn_stdin_reader(tx: mpsc::Sender<Input>) {
     }
 }
 
+/// `1 message`, `2 messages`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 pub(crate) fn fmt_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         let ms = d.as_secs_f64() * 1e3;
@@ -130,6 +150,8 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Expired => "expired",
         Outcome::Abandoned => "abandoned",
         Outcome::Aborted => "aborted",
+        // An outcome added to the library after this program: named, not mistaken for another.
+        _ => "other",
     }
 }
 
@@ -137,11 +159,8 @@ fn outcome_name(o: Outcome) -> &'static str {
 pub(crate) fn failure(reason: &FailReason) -> (u8, String) {
     match reason {
         FailReason::Fatal(c) => (exit::FATAL, format!("{c} (fatal: not retried)")),
-        FailReason::RetriesExhausted { attempts, last } => {
-            let s = if *attempts == 1 { "" } else { "s" };
-            (exit::RETRIES, format!("gave up after {attempts} failed attempt{s}; last: {last}"))
-        }
-        FailReason::BudgetExhausted { .. } => (exit::RETRIES, reason.to_string()),
+        FailReason::RetriesExhausted { .. } | FailReason::BudgetExhausted { .. } => (exit::RETRIES, reason.to_string()),
+        _ => (exit::IO, reason.to_string()),
     }
 }
 
@@ -160,11 +179,14 @@ fn status_text(state: State, s: &Stats) -> String {
 /// Prints events, human-readable or as JSON lines; remembers what the exit code needs.
 struct Printer {
     json: bool,
-    url: String,
+    /// Every endpoint's URL (redacted), and its proxy.
+    endpoints: Vec<(String, Option<String>)>,
     start: Instant,
     console: Console,
     /// Why the session went to `Reconnecting`, and whether it was connected: printed with the retry.
     pending_loss: Option<(bool, Cause)>,
+    /// Why the last attempt or connection failed.
+    last_failure: Option<Cause>,
     requeued: u64,
     aborted: u64,
     exit: Option<u8>,
@@ -196,21 +218,28 @@ impl Printer {
         match ev {
             Event::Message(m) => self.print_message(&m),
             Event::StateChanged { from, to: State::Reconnecting, cause } => {
+                self.last_failure = Some(cause.clone());
                 self.pending_loss = Some((from == State::Connected, cause));
             }
             Event::Connected { .. } if self.json => self.connected_once = true,
             Event::Connected { info, reconnect, .. } => {
                 self.connected_once = true;
                 let what = if reconnect { "reconnected to" } else { "connected to" };
-                let compression = match info.compression {
-                    Some(c) => format!(", {c}"),
-                    None => String::new(),
-                };
-                self.console.err(format_args!(
-                    "{what} {} (handshake {}{compression})",
-                    self.url,
-                    fmt_duration(info.handshake)
-                ));
+                let url = self.endpoints.get(info.endpoint).map_or("?", |(u, _)| u.as_str());
+                let via = info.proxy.as_ref().map(|p| format!(" via {p}")).unwrap_or_default();
+                // "in 3.1 ms: tcp 0.2 ms, tls 2.0 ms, websocket 0.9 ms"
+                let phases: Vec<String> = info
+                    .phases
+                    .iter()
+                    .map(|(p, d)| {
+                        let name = if *p == ConnectPhase::Handshake { "websocket" } else { p.name() };
+                        format!("{name} {}", fmt_duration(*d))
+                    })
+                    .collect();
+                let phases = if phases.is_empty() { String::new() } else { format!(": {}", phases.join(", ")) };
+                let compression = info.compression.map(|c| format!("; {c}")).unwrap_or_default();
+                self.console
+                    .err(format_args!("{what} {url}{via} (in {}{phases}{compression})", fmt_duration(info.handshake)));
             }
             Event::RetryScheduled { attempt, delay, .. } => {
                 let requeued = std::mem::take(&mut self.requeued);
@@ -221,7 +250,7 @@ impl Printer {
                         format!("attempt {} failed: {cause}", attempt.saturating_sub(1).max(1))
                     };
                     if requeued > 0 {
-                        line.push_str(&format!("; {requeued} in-flight messages requeued"));
+                        line.push_str(&format!("; {} requeued", count(requeued, "in-flight message")));
                     }
                     line.push_str(&format!("; retrying in {}", fmt_duration(delay)));
                     self.console.err(line);
@@ -241,7 +270,7 @@ impl Printer {
                 self.console.err(format_args!("error: {line}"));
                 self.exit = Some(code);
             }
-            Event::Closed { cause } => {
+            Event::Closed { cause, .. } => {
                 self.exit = Some(if cause == Cause::CloseTimeout {
                     self.console.err("error: the close handshake timed out");
                     exit::IO
@@ -256,59 +285,71 @@ impl Printer {
     fn json_event(&mut self, ev: &Event) {
         let t = self.t();
         let line = match ev {
-            Event::StateChanged { from, to, cause } => Obj::event("state", t)
+            Event::StateChanged { from, to, cause } => Line::event("state", t)
                 .str("from", state_name(*from))
                 .str("to", state_name(*to))
                 .str("cause", &cause.to_string())
                 .finish(),
-            Event::Connected { transport, attempt, reconnect, info } => Obj::event("connected", t)
-                .int("transport", transport.0)
-                .int("attempt", u64::from(*attempt))
-                .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
-                .bool("reconnect", *reconnect)
-                .opt_str("subprotocol", info.subprotocol.as_deref())
-                .opt_str("compression", info.compression.map(|c| c.to_string()).as_deref())
-                .finish(),
-            Event::Disconnected { cause, next_attempt_at } => Obj::event("disconnected", t)
+            Event::Connected { transport, attempt, reconnect, info } => {
+                let mut o = Line::event("connected", t);
+                o.int("transport", transport.0)
+                    .int("attempt", u64::from(*attempt))
+                    .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
+                    .bool("reconnect", *reconnect)
+                    .opt_str("subprotocol", info.subprotocol.as_deref())
+                    .opt_str("compression", info.compression.map(|c| c.to_string()).as_deref())
+                    .int("endpoint", info.endpoint as u64)
+                    .opt_str("url", self.endpoints.get(info.endpoint).map(|(u, _)| u.as_str()))
+                    .opt_str("proxy", info.proxy.as_deref());
+                // `handshake_ms` is the whole attempt (as before phases existed): the upgrade is `websocket_ms`.
+                for (phase, d) in &info.phases {
+                    let name = if *phase == ConnectPhase::Handshake { "websocket" } else { phase.name() };
+                    o.num(&format!("{name}_ms"), d.as_secs_f64() * 1e3);
+                }
+                o.finish()
+            }
+            Event::Disconnected { cause, next_attempt_at, .. } => Line::event("disconnected", t)
                 .str("cause", &cause.to_string())
                 .opt_num(
                     "next_attempt_in_ms",
                     next_attempt_at.map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64() * 1e3),
                 )
                 .finish(),
-            Event::RetryScheduled { attempt, delay, .. } => Obj::event("retry_scheduled", t)
+            Event::RetryScheduled { attempt, delay, .. } => Line::event("retry_scheduled", t)
                 .int("attempt", u64::from(*attempt))
                 .num("delay_ms", delay.as_secs_f64() * 1e3)
                 .finish(),
             Event::Message(m) => {
-                let mut o = Obj::event("message", t);
+                let mut o = Line::event("message", t);
                 match (m.kind(), m.as_text()) {
                     (MessageKind::Text, Some(text)) => o.str("kind", "text").str("data", text),
-                    _ => o.str("kind", "binary").str("hex", &json::hex(m.payload())),
+                    _ => o.str("kind", "binary").str("hex", &json_line::hex(m.payload())),
                 };
                 o.finish()
             }
             Event::Outcome { id, outcome } => {
-                Obj::event("outcome", t).int("id", id.0).str("outcome", outcome_name(*outcome)).finish()
+                Line::event("outcome", t).int("id", id.0).str("outcome", outcome_name(*outcome)).finish()
             }
-            Event::Requeued { id } => Obj::event("requeued", t).int("id", id.0).finish(),
-            Event::QueueUnblocked => Obj::event("queue_unblocked", t).finish(),
+            Event::Requeued { id } => Line::event("requeued", t).int("id", id.0).finish(),
+            Event::QueueUnblocked => Line::event("queue_unblocked", t).finish(),
             Event::Failed(reason) => {
                 let kind = match reason {
                     FailReason::Fatal(_) => "fatal",
                     FailReason::RetriesExhausted { .. } => "retries_exhausted",
                     FailReason::BudgetExhausted { .. } => "budget_exhausted",
+                    _ => "other",
                 };
-                Obj::event("failed", t).str("kind", kind).str("reason", &reason.to_string()).finish()
+                Line::event("failed", t).str("kind", kind).str("reason", &reason.to_string()).finish()
             }
-            Event::Closed { cause } => Obj::event("closed", t).str("cause", &cause.to_string()).finish(),
+            Event::Closed { cause, .. } => Line::event("closed", t).str("cause", &cause.to_string()).finish(),
+            other => Line::event("other", t).str("debug", &format!("{other:?}")).finish(),
         };
         self.emit_json(line);
     }
 
     fn stats_json(&mut self, s: &Stats, code: u8) {
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-        let line = Obj::event("exit", self.t())
+        let line = Line::event("exit", self.t())
             .int("code", u64::from(code))
             .int("messages_accepted", s.messages_accepted)
             .int("messages_sent", s.messages_sent)
@@ -335,7 +376,8 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let url = config.redacted_url().to_owned();
+    let endpoints: Vec<(String, Option<String>)> =
+        config.endpoints().zip(config.proxies()).map(|(u, p)| (u.to_owned(), p.map(ToString::to_string))).collect();
     let start = Instant::now();
     let (client, mut events) = match tether_tokio::connect(config) {
         Ok(pair) => pair,
@@ -380,10 +422,11 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
 
     let mut p = Printer {
         json: args.json,
-        url,
+        endpoints,
         start,
         console: Console::new(!args.json),
         pending_loss: None,
+        last_failure: None,
         requeued: 0,
         aborted: 0,
         exit: None,
@@ -396,6 +439,13 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
     let mut stdin_done = false;
     let mut closing = false;
     let mut io_error: Option<String> = None;
+    // The end-of-stdin rules (`tether connect --help`): how long replies are awaited, from when.
+    let linger = args.linger;
+    let mut quiet_since: Option<Instant> = None;
+    let mut linger_timer = Box::pin(tokio::time::sleep(Duration::ZERO));
+    let mut linger_armed = false;
+    // Stopped by the end-of-stdin rule while not connected: the exit code and the line to print.
+    let mut gave_up: Option<(u8, String)> = None;
 
     let start_close = |closing: &mut bool| {
         if !*closing {
@@ -411,7 +461,13 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
     loop {
         tokio::select! {
             ev = events.next() => match ev {
-                Some(ev) => p.event(ev),
+                Some(ev) => {
+                    if matches!(ev, Event::Message(_)) && quiet_since.is_some() {
+                        // A reply while lingering: wait for the next one again.
+                        quiet_since = Some(Instant::now());
+                    }
+                    p.event(ev)
+                }
                 None => break,
             },
             _ = &mut sigint => {
@@ -433,6 +489,7 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
                     start_close(&mut closing);
                 }
             }
+            _ = &mut linger_timer, if linger_armed => linger_armed = false,
             _ = tick.tick() => {
                 let s = client.stats();
                 p.console.status(&status_text(client.state(), &s));
@@ -442,19 +499,53 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
             io_error = Some("error: stdout was closed".into());
             start_close(&mut closing);
         }
-        // End of stdin: close once connected and every message has its outcome. Before the first
-        // connection, keep trying (within the retry budget): "send this when you can".
-        if stdin_done && !closing && p.connected_once && client.stats().queue_len == 0 {
-            start_close(&mut closing);
+        if !stdin_done || closing || client.stats().queue_len > 0 {
+            // Messages still queued at the end of stdin are sent first, reconnecting as needed.
+            continue;
+        }
+        let now = Instant::now();
+        match client.state() {
+            State::Connected => {
+                let since = *quiet_since.get_or_insert(now);
+                let deadline = since + linger;
+                if now >= deadline {
+                    start_close(&mut closing);
+                } else if !linger_armed || linger_timer.deadline() != deadline.into() {
+                    linger_timer.as_mut().reset(deadline.into());
+                    linger_armed = true;
+                }
+            }
+            // Not connected, nothing to send: no reason to keep trying.
+            State::Reconnecting if p.connected_once => {
+                if !p.json {
+                    p.console.err("not reconnecting: stdin has ended and everything was sent");
+                }
+                start_close(&mut closing);
+            }
+            State::Reconnecting => {
+                let line = format!(
+                    "error: could not connect, and stdin ended with nothing to send{}",
+                    p.last_failure.as_ref().map(|c| format!("; last failure: {c}")).unwrap_or_default()
+                );
+                gave_up = Some((exit::RETRIES, line));
+                start_close(&mut closing);
+            }
+            // An attempt in progress (bounded by the connect timeout), or the session is over.
+            _ => {}
         }
     }
 
     p.console.done();
     let stats = client.stats();
     if p.aborted > 0 {
-        crate::error_line(format_args!("{} queued messages were not sent (aborted by the close)", p.aborted));
+        let what = if p.aborted == 1 { "queued message was" } else { "queued messages were" };
+        crate::error_line(format_args!("{} {what} not sent (aborted by the close)", p.aborted));
     }
     let code = match (p.exit, io_error) {
+        _ if let Some((code, line)) = gave_up => {
+            crate::error_line(line);
+            code
+        }
         (Some(code), _) if code != exit::OK => code,
         (_, Some(line)) => {
             crate::error_line(line);

@@ -12,7 +12,7 @@
 
 mod connect;
 mod demo;
-mod json;
+mod json_line;
 mod serve;
 mod term;
 
@@ -29,25 +29,50 @@ pub(crate) mod exit {
     pub(crate) const IO: u8 = 1;
     /// Bad arguments: unknown option, bad URL, header, duration, unreadable CA file.
     pub(crate) const USAGE: u8 = 2;
-    /// The server rejected us for good (HTTP 401/403/404..., close 1008, certificate rejected).
+    /// The server rejected us for good (HTTP 401/403/404..., close 1008, certificate rejected, proxy
+    /// credentials refused).
     pub(crate) const FATAL: u8 = 3;
-    /// The retry budget is spent (`--max-attempts` consecutive failures).
+    /// Gave up connecting: the retry budget is spent (`--max-attempts` consecutive failures), or stdin
+    /// ended with nothing left to send while not connected.
     pub(crate) const RETRIES: u8 = 4;
     /// A second Ctrl-C: stopped at once, without waiting for the close.
     pub(crate) const INTERRUPTED: u8 = 130;
 }
 
-const EXIT_CODES: &str = "\
+/// The exit codes' help text (a macro, so that `concat!` can put it under other help texts).
+macro_rules! exit_codes {
+    () => {
+        "\
 Exit codes:
   0    clean close (stdin ended and every message was sent, or Ctrl-C), or a successful demo
   1    other failure (I/O error, close handshake timed out, a demo check failed)
   2    bad arguments (unknown option, bad URL, header or duration, unreadable CA file)
   3    fatal rejection: the server refused us and retrying will not help (e.g. HTTP 401, close 1008,
-       certificate rejected)
-  4    retry budget spent (--max-attempts consecutive failed attempts)
+       certificate rejected, proxy credentials refused)
+  4    gave up connecting: --max-attempts consecutive failed attempts, or stdin ended with nothing
+       left to send while not connected
   130  interrupted by a second Ctrl-C
 
-Logs: -v (info), -vv (debug), or RUST_LOG=tether=debug.";
+Logs: -v (info), -vv (debug), or RUST_LOG=tether=debug."
+    };
+}
+
+const EXIT_CODES: &str = exit_codes!();
+
+const END_OF_STDIN: &str = concat!(
+    "\
+At the end of stdin:
+  - messages still queued are sent first (reconnecting as needed, within --max-attempts);
+  - then, while connected, replies are awaited: the connection is closed (1000) once nothing has
+    arrived for --linger (default 1 s; each message received starts the wait again), or when the
+    server closes it; --linger 0 closes as soon as everything is sent;
+  - while not connected, with nothing left to send, tether stops once the attempt in progress has
+    failed (exit 4; --connect-timeout bounds a host that never answers), or at once (exit 0) if it
+    was connected before and sent everything.
+
+",
+    exit_codes!()
+);
 
 /// Tether: a resilient WebSocket client.
 #[derive(Debug, Parser)]
@@ -66,11 +91,10 @@ enum Command {
     ///
     /// Every line of stdin is sent as a text message; lines read while the connection is down are
     /// queued and sent, in order, when it is back. Received messages are printed on stdout, connection
-    /// events on stderr, with a live status line when stderr is a terminal. At the end of stdin, once
-    /// connected and every message is sent, the connection is closed (1000). Ctrl-C closes gracefully;
+    /// events on stderr, with a live status line when stderr is a terminal. Ctrl-C closes gracefully;
     /// a second Ctrl-C stops at once.
-    #[command(after_help = EXIT_CODES)]
-    Connect(ConnectArgs),
+    #[command(after_help = END_OF_STDIN)]
+    Connect(Box<ConnectArgs>),
     /// Run a local echo server to try things against, optionally with chaos.
     ///
     /// Listens on 127.0.0.1 only. The first line on stdout is `listening on ws://127.0.0.1:PORT/`;
@@ -88,8 +112,19 @@ enum Command {
 /// `tether connect`'s options.
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
-    /// ws:// or wss:// URL.
-    pub(crate) url: String,
+    /// ws:// or wss:// URL; more URLs are failover endpoints (an attempt that fails sends the next
+    /// one to the next URL, wrapping around).
+    #[arg(value_name = "URL", required = true, num_args = 1..)]
+    pub(crate) urls: Vec<String>,
+    /// Connect through this proxy: http://[user:password@]host:port (HTTP CONNECT), https://...,
+    /// socks5://... (names resolved here) or socks5h://... (by the proxy). Default: from the
+    /// environment (wss_proxy/https_proxy for wss://, ws_proxy/http_proxy for ws://, all_proxy;
+    /// no_proxy lists hosts to reach directly).
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    pub(crate) proxy: Option<String>,
+    /// Connect directly, ignoring the proxy environment variables.
+    #[arg(long)]
+    pub(crate) no_proxy: bool,
     /// Extra header for the upgrade request, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "K:V", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,
@@ -108,7 +143,19 @@ pub(crate) struct ConnectArgs {
     /// Longest reconnection delay. Default: 30.
     #[arg(long, value_name = "S", value_parser = parse_duration)]
     pub(crate) backoff_max: Option<Duration>,
-    /// Give up after N consecutive failed attempts (exit code 4). Default: retry forever.
+    /// Longest time an attempt may take to open: TCP, proxy, TLS and the WebSocket upgrade. Default: 10.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) connect_timeout: Option<Duration>,
+    /// Longest time a close waits for the queue to drain and the server's close frame (then exit 1).
+    /// Default: 5.
+    #[arg(long, value_name = "S", value_parser = parse_duration)]
+    pub(crate) close_timeout: Option<Duration>,
+    /// After the end of stdin and once everything is sent, close once nothing has arrived for this
+    /// long (replies are awaited); 0 closes at once. Default: 1.
+    #[arg(long, value_name = "S", value_parser = parse_duration, default_value = "1")]
+    pub(crate) linger: Duration,
+    /// Give up after N consecutive failed attempts (exit code 4). Default: retry forever (but see the
+    /// end of stdin below).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_attempts: Option<u32>,
     /// Most messages queued (pending and in flight); reading stdin waits while it is full. Default: 4096.
@@ -219,7 +266,7 @@ fn main() -> ExitCode {
     };
     let code = rt.block_on(async move {
         match cli.command {
-            Command::Connect(args) => connect::run(args).await,
+            Command::Connect(args) => connect::run(*args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Demo => demo::run().await,
         }

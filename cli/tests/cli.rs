@@ -8,13 +8,38 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+// The real proxies of the proxy tests (tinyproxy), shared with tests/ by path: std only, and the CLI keeps
+// no dependency on the tether-tests crate.
+#[allow(dead_code)]
+#[path = "../../tests/src/real_proxy.rs"]
+mod real_proxy;
+
 /// Generous bounds: these tests must not flake on a loaded 2-core machine.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 const DEMO_LIMIT: Duration = Duration::from_secs(120);
 
+/// The proxy variables `tether connect` reads: removed, so the tests do not depend on the machine's.
+const PROXY_VARS: [&str; 12] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "ws_proxy",
+    "WS_PROXY",
+    "wss_proxy",
+    "WSS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
 fn tether() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tether"));
     c.env_remove("RUST_LOG");
+    for v in PROXY_VARS {
+        c.env_remove(v);
+    }
     c
 }
 
@@ -143,52 +168,18 @@ fn json_output_parses() {
     assert!(events.iter().all(|v| v.is_object() && v["t"].is_number() && !kind(v).is_empty()), "{out:?}");
     let echo = events.iter().find(|v| kind(v) == "message").expect("the echo");
     assert_eq!(echo["data"], "a \"quoted\" line\\ with\ttab");
-    assert!(events.iter().any(|v| kind(v) == "connected" && v["reconnect"] == false));
+    let connected = events.iter().find(|v| kind(v) == "connected").expect("connected");
+    assert_eq!(connected["reconnect"], false);
+    assert_eq!((connected["endpoint"].as_u64(), connected["url"].as_str()), (Some(0), Some(url.as_str())));
+    for key in ["handshake_ms", "tcp_ms", "websocket_ms"] {
+        assert!(connected[key].is_number(), "{key} in {connected}");
+    }
+    let line = out.iter().find(|l| l.contains("\"event\":\"connected\"")).expect("the connected line");
+    assert_eq!(line.matches("\"handshake_ms\"").count(), 1, "one key per name: {line}");
     assert!(events.iter().any(|v| kind(v) == "outcome" && v["outcome"] == "sent"));
     let last = events.last().expect("events");
     assert_eq!((kind(last).as_str(), last["code"].as_u64()), ("exit", Some(0)));
     assert_eq!(last["messages_sent"], 1);
-}
-
-/// `tether connect` offers permessage-deflate by default: a Python `websockets` server (the interop peer,
-/// which compresses by default) agrees, and `--json` shows what was agreed; `--no-compression` does
-/// not offer it.
-#[test]
-fn connect_negotiates_compression_with_python_websockets() {
-    use tether_tests::peers::{INSTALL, Kind, command, enabled};
-    if !enabled(Kind::Python) {
-        return;
-    }
-    let mut cmd = command(Kind::Python).unwrap_or_else(|why| panic!("{why}: {INSTALL}"));
-    cmd.args(["0", "echo", "default"]);
-    let peer = Proc::spawn(cmd);
-    let port = peer.next_out(RUN_LIMIT).expect("the Python peer printed its port");
-    let url = format!("ws://127.0.0.1:{}/", port.trim());
-    for (flags, want) in [(&[][..], true), (&["--no-compression"][..], false)] {
-        let mut c = connect(&[&["--json"][..], flags, &[&url]].concat());
-        let line = format!("{{\"compress\":\"me\",\"pad\":\"{}\"}}\n", "x".repeat(4000));
-        c.write(&line);
-        // Wait for the echo before ending stdin: the server does not echo what arrives after a close.
-        let mut out = Vec::new();
-        while !out.iter().any(|l: &String| l.contains(r#""event":"message""#)) {
-            out.push(c.next_out(RUN_LIMIT).unwrap_or_else(|| panic!("{flags:?}: no echo; stdout: {out:?}")));
-        }
-        c.close_stdin();
-        let (code, rest, err) = c.finish(RUN_LIMIT);
-        out.extend(rest);
-        assert_eq!(code, Some(0), "{flags:?} stderr: {err:?}");
-        let events: Vec<serde_json::Value> =
-            out.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
-        let connected = events.iter().find(|v| v["event"] == "connected").expect("a connected event");
-        if want {
-            let agreed = connected["compression"].as_str().unwrap_or_else(|| panic!("nothing agreed: {connected}"));
-            assert!(agreed.starts_with("permessage-deflate; server_max_window_bits="), "{agreed}");
-        } else {
-            assert!(connected["compression"].is_null(), "{connected}");
-        }
-        let echo = events.iter().find(|v| v["event"] == "message").expect("the echo");
-        assert_eq!(echo["data"].as_str(), Some(line.trim_end()), "{flags:?}");
-    }
 }
 
 #[test]
@@ -257,13 +248,68 @@ fn spent_retry_budget_exits_4() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let url = format!("ws://127.0.0.1:{port}/");
     let mut c = connect(&[&url, "--max-attempts", "3", "--backoff-base", "20ms"]);
+    // Something to send, so the end of stdin does not stop the retries.
+    c.write("queued\n");
     c.close_stdin();
     let (code, _, err) = c.finish(RUN_LIMIT);
     assert_eq!(code, Some(4), "{err:?}");
-    // One line per failed attempt, then the verdict.
-    assert_eq!(err.len(), 3, "{err:?}");
+    // One line per failed attempt, then the verdict, then the queued line's fate (in the singular).
+    assert_eq!(err.len(), 4, "{err:?}");
     assert!(err[0].contains("attempt 1 failed: TCP connect failed"), "{err:?}");
     assert!(err[2].contains("gave up after 3 failed attempts"), "{err:?}");
+    assert_eq!(err[3], "tether: 1 queued message was not sent (aborted by the close)");
+}
+
+#[test]
+fn stdin_at_its_end_and_a_host_that_never_answers_ends() {
+    // A host that accepts TCP (the kernel's backlog) and never answers the upgrade request.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("ws://{}/", silent.local_addr().expect("addr"));
+    let started = Instant::now();
+    let mut c = connect(&["--connect-timeout", "300ms", &url]);
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(4), "{err:?}");
+    assert!(out.is_empty(), "{out:?}");
+    let last = err.last().expect("a verdict");
+    assert!(last.contains("could not connect, and stdin ended with nothing to send"), "{err:?}");
+    assert!(last.contains("timed out"), "{err:?}");
+    // One attempt, bounded by the connect timeout (the bound here is only for a loaded machine).
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    drop(silent);
+}
+
+#[test]
+fn linger_waits_for_quiet_and_zero_closes_at_once() {
+    let (_server, url) = serve(&[]);
+    // Nothing to send and --linger 3: connected, then 3 s without a message, then a clean close.
+    let started = Instant::now();
+    let mut c = connect(&["--linger", "3", &url]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(0), "{err:?}");
+    let lingered = started.elapsed();
+    assert!(lingered >= Duration::from_secs(3), "closed after {lingered:?}");
+    // --linger 0, the behaviour before --linger existed: close as soon as everything is sent.
+    let started = Instant::now();
+    let mut c = connect(&["--linger", "0", &url]);
+    c.write("one\n");
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(started.elapsed() < lingered, "--linger 0 took {:?}", started.elapsed());
+}
+
+#[test]
+fn help_lists_the_timeouts_and_the_end_of_stdin_rules() {
+    let mut cmd = tether();
+    cmd.args(["connect", "--help"]);
+    let (code, out, _) = Proc::spawn(cmd).finish(RUN_LIMIT);
+    assert_eq!(code, Some(0));
+    let help = out.join("\n");
+    for flag in ["--connect-timeout <S>", "--close-timeout <S>", "--linger <S>", "At the end of stdin:"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
 }
 
 #[test]
@@ -319,4 +365,81 @@ fn demo_completes_with_lost_zero() {
     assert!(summary.contains("lost = 0,"), "{summary}");
     assert!(out.iter().any(|l| l.contains("the link is declared dead")), "{out:#?}");
     assert!(out.iter().any(|l| l.contains("reconnected on attempt")), "{out:#?}");
+}
+
+/// A real tinyproxy, or `None` when it cannot run here (then the test is skipped, and fails on CI).
+fn tinyproxy(test: &str, auth: bool) -> Option<real_proxy::RealProxy> {
+    match real_proxy::RealProxy::tinyproxy(auth) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            real_proxy::skip_or_fail(test, &why);
+            None
+        }
+    }
+}
+
+/// Sends two lines, expects them back, and a clean exit; returns stderr.
+fn echo_two_lines(mut c: Proc) -> Vec<String> {
+    c.write("one\ntwo\n");
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    assert_eq!(out, ["one", "two"], "stderr: {err:?}");
+    assert_eq!(code, Some(0), "stderr: {err:?}");
+    err
+}
+
+#[test]
+fn echo_through_a_connect_proxy_given_with_proxy() {
+    let Some(proxy) = tinyproxy("echo_through_a_connect_proxy_given_with_proxy", false) else { return };
+    let (_server, url) = serve(&[]);
+    let err = echo_two_lines(connect(&["--proxy", &proxy.url(), &url]));
+    let via = format!("connected to {url} via {}", proxy.url());
+    assert!(err.iter().any(|l| l.contains(&via) && l.contains("proxy ")), "{err:?}");
+    assert!(proxy.log().contains("CONNECT"), "the proxy carried it:\n{}", proxy.log());
+}
+
+#[test]
+fn echo_through_a_connect_proxy_from_http_proxy() {
+    let Some(proxy) = tinyproxy("echo_through_a_connect_proxy_from_http_proxy", true) else { return };
+    let (_server, url) = serve(&[]);
+    let mut cmd = tether();
+    cmd.env("http_proxy", proxy.url()).args(["connect", &url]);
+    let err = echo_two_lines(Proc::spawn(cmd));
+    let shown = format!("via http://{}", proxy.addr());
+    assert!(err.iter().any(|l| l.contains(&shown)), "{err:?}");
+    assert!(!err.iter().any(|l| l.contains(real_proxy::HTTP_PASSWORD)), "{err:?}");
+    // no_proxy wins over http_proxy; --no-proxy ignores both.
+    let mut cmd = tether();
+    cmd.env("http_proxy", proxy.url()).env("no_proxy", "127.0.0.1").args(["connect", &url]);
+    let err = echo_two_lines(Proc::spawn(cmd));
+    assert!(err.iter().any(|l| l.contains("connected to") && !l.contains(" via ")), "{err:?}");
+    let mut cmd = tether();
+    cmd.env("http_proxy", "http://127.0.0.1:1").args(["connect", "--no-proxy", &url]);
+    echo_two_lines(Proc::spawn(cmd));
+}
+
+#[test]
+fn wrong_proxy_password_exits_3_with_one_line() {
+    let Some(proxy) = tinyproxy("wrong_proxy_password_exits_3_with_one_line", true) else { return };
+    let (_server, url) = serve(&[]);
+    let bad = proxy.url_with(real_proxy::HTTP_USER, "not-the-pw");
+    let mut c = connect(&["--proxy", &bad, &url]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(3), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(err[0].contains("proxy authentication failed") && err[0].contains("user name and password"), "{err:?}");
+    assert!(!err[0].contains("not-the-pw"), "{err:?}");
+}
+
+#[test]
+fn several_urls_fail_over() {
+    let (_server, url) = serve(&[]);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("ws://{}/", l.local_addr().expect("address"))
+    };
+    let err = echo_two_lines(connect(&["--backoff-base", "50ms", &dead, &url]));
+    assert!(err.iter().any(|l| l.contains("attempt 1 failed") && l.contains("TCP connect failed")), "{err:?}");
+    assert!(err.iter().any(|l| l.starts_with(&format!("tether: connected to {url}"))), "{err:?}");
 }

@@ -104,20 +104,12 @@ impl Driver {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
-    let cfg = Config {
-        seed: 7,
-        backoff: BackoffConfig {
-            base: Duration::from_millis(200),
-            stable_after: Duration::from_millis(500),
-            ..BackoffConfig::default()
-        },
-        heartbeat: Some(HeartbeatConfig {
-            interval: Duration::from_secs(5),
-            pong_timeout: Duration::from_secs(2),
-            ..HeartbeatConfig::default()
-        }),
-        ..Config::default()
-    };
+    let cfg = Config::default()
+        .seed(7)
+        .backoff(BackoffConfig::default().base(Duration::from_millis(200)).stable_after(Duration::from_millis(500)))
+        .heartbeat(Some(
+            HeartbeatConfig::default().interval(Duration::from_secs(5)).pong_timeout(Duration::from_secs(2)),
+        ));
     let mut d = Driver {
         s: Session::new(cfg, t0)?,
         t0,

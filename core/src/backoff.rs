@@ -8,6 +8,7 @@ use crate::rng::Rng;
 ///
 /// With `exp = min(max_delay, base * factor^(n-1))` for the n-th consecutive failure:
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Jitter {
     /// `exp` exactly. Only for tests and single clients.
     None,
@@ -21,8 +22,10 @@ pub enum Jitter {
     Decorrelated,
 }
 
-/// Backoff settings. See each field for its default.
+/// Backoff settings. See each field for its default; build from [`Default`] and the chainable setters
+/// (`BackoffConfig::default().base(d)`), or set fields on a default value.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BackoffConfig {
     /// Delay before the first retry (before jitter). Default: 500 ms.
     pub base: Duration,
@@ -73,8 +76,10 @@ impl BackoffConfig {
     }
 
     /// The bounds `[lo, hi]` a delay for the `failures`-th failure must lie in, for the jitter mode (for
-    /// decorrelated jitter, the bound over any history). Used by tests and the simulator.
-    pub fn bounds(&self, failures: u32) -> (Duration, Duration) {
+    /// decorrelated jitter, the bound over any history). The simulator keeps its own copy as the
+    /// specification.
+    #[cfg(test)]
+    pub(crate) fn bounds(&self, failures: u32) -> (Duration, Duration) {
         let exp = self.exponential(failures);
         match self.jitter {
             Jitter::None => (exp, exp),

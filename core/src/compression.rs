@@ -6,6 +6,7 @@
 ///
 /// Window sizes are base-2 logarithms (8 to 15: a 256 B to 32 KiB LZ77 window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct DeflateParams {
     /// The largest window the server compresses with: its `server_max_window_bits` answer, else 15.
     pub server_max_window_bits: u8,
@@ -18,6 +19,18 @@ pub struct DeflateParams {
     /// The client compresses every message on its own (`client_no_context_takeover`): its compressor
     /// is reset after each message.
     pub client_no_context_takeover: bool,
+}
+
+impl DeflateParams {
+    /// Parameters with these windows (base-2 logarithms) and context-takeover rules.
+    pub fn new(
+        server_max_window_bits: u8,
+        client_max_window_bits: u8,
+        server_no_context_takeover: bool,
+        client_no_context_takeover: bool,
+    ) -> Self {
+        Self { server_max_window_bits, client_max_window_bits, server_no_context_takeover, client_no_context_takeover }
+    }
 }
 
 impl std::fmt::Display for DeflateParams {

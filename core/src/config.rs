@@ -12,8 +12,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// to be safe: bounded memory, capped backoff that retries until told otherwise, keepalive on.
 ///
 /// Checked by [`Config::validate`] when the session is created: an invalid value is a
-/// [`ConfigError`], never a panic or a silent misbehaviour later.
+/// [`ConfigError`], never a panic or a silent misbehaviour later. Build from [`Default`] and the
+/// chainable setters (`Config::default().seed(7).heartbeat(None)`), or set fields on a default value.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// Longest time a transport may take to open (TCP + TLS + HTTP upgrade). Default: 10 s.
     pub connect_timeout: Duration,

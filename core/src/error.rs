@@ -5,6 +5,7 @@ use crate::{Message, State};
 
 /// Why [`Session::send`](crate::Session::send) refused a message. The message is handed back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The queue is at its message or byte limit (overflow policy `Reject`). Wait for
     /// [`Event::QueueUnblocked`](crate::Event::QueueUnblocked), or use `DropOldest`, or raise the limits.
@@ -40,6 +41,7 @@ impl SendError {
 
 /// A command that does not apply in the current state, or bad close arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// `connect` while already running, or `close` when already closing/closed/failed.
     #[error("cannot {command} while the session is {state:?}")]
@@ -60,6 +62,7 @@ pub enum CommandError {
 
 /// An invalid configuration value, reported when the session is created instead of misbehaving later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::heartbeat::DeadLink;
-use crate::transport::{CloseFrame, ConnectInfo, OpenError, TransportError, TransportId};
+use crate::transport::{CloseFrame, ConnectInfo, ConnectPhase, OpenError, TransportError, TransportId, human_duration};
 use crate::{Message, MessageId};
 
 /// The lifecycle state of a session.
@@ -35,8 +35,9 @@ pub enum State {
 }
 
 impl State {
-    /// Whether `self -> to` is an edge of the state machine. Every transition the session makes is one.
-    pub fn can_transition_to(self, to: State) -> bool {
+    /// Whether `self -> to` is an edge of the state machine. Every transition the session makes is one
+    /// (checked in debug builds). Tests keep their own copy of the diagram as the specification.
+    pub(crate) fn can_transition_to(self, to: State) -> bool {
         use State::*;
         matches!(
             (self, to),
@@ -56,22 +57,12 @@ impl State {
                 | (Failed, Connecting)
         )
     }
-
-    /// All states, for exhaustive reporting.
-    pub const ALL: [State; 7] = [
-        State::Idle,
-        State::Connecting,
-        State::Connected,
-        State::Reconnecting,
-        State::Closing,
-        State::Closed,
-        State::Failed,
-    ];
 }
 
 /// A network condition reported by the platform, passed to
 /// [`Session::handle_network`](crate::Session::handle_network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NetworkHint {
     /// The network is back: a pending retry happens now instead of after the rest of its delay.
     Online,
@@ -84,6 +75,7 @@ pub enum NetworkHint {
 
 /// Why something happened. Carried by every state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Cause {
     /// The application called `connect`.
     ConnectRequested,
@@ -94,7 +86,13 @@ pub enum Cause {
     /// Opening the transport failed.
     OpenFailed(OpenError),
     /// Opening the transport took longer than the connect timeout.
-    ConnectTimeout,
+    ConnectTimeout {
+        /// The phase the attempt was in, as last reported by the driver
+        /// ([`TransportEvent::Progress`](crate::TransportEvent::Progress)); `None` if it reported none.
+        phase: Option<ConnectPhase>,
+        /// How long the attempt had run.
+        elapsed: Duration,
+    },
     /// The server closed the connection with this close frame (`None`: no status code).
     RemoteClosed(Option<CloseFrame>),
     /// The connection failed without a close frame.
@@ -118,7 +116,12 @@ impl std::fmt::Display for Cause {
             Cause::CloseRequested => f.write_str("close requested"),
             Cause::Opened => f.write_str("handshake completed"),
             Cause::OpenFailed(e) => write!(f, "{e}"),
-            Cause::ConnectTimeout => f.write_str("connect timed out"),
+            Cause::ConnectTimeout { phase: Some(p), elapsed } => {
+                write!(f, "{p} timed out after {}", human_duration(*elapsed))
+            }
+            Cause::ConnectTimeout { phase: None, elapsed } => {
+                write!(f, "connect timed out after {}", human_duration(*elapsed))
+            }
             Cause::RemoteClosed(Some(c)) => write!(f, "server closed with {} {:?}", c.code, c.reason),
             Cause::RemoteClosed(None) => f.write_str("server closed without a status code"),
             Cause::TransportFailed(e) => write!(f, "{e}"),
@@ -134,6 +137,7 @@ impl std::fmt::Display for Cause {
 
 /// Why a session gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FailReason {
     /// The retry policy says this failure will not pass by retrying (e.g. HTTP 401, close 1008).
     Fatal(Cause),
@@ -158,7 +162,8 @@ impl std::fmt::Display for FailReason {
         match self {
             FailReason::Fatal(c) => write!(f, "fatal, not retried: {c}"),
             FailReason::RetriesExhausted { attempts, last } => {
-                write!(f, "gave up after {attempts} failed attempts; last: {last}")
+                let s = if *attempts == 1 { "" } else { "s" };
+                write!(f, "gave up after {attempts} failed attempt{s}; last: {last}")
             }
             FailReason::BudgetExhausted { elapsed, last } => {
                 write!(f, "gave up after {:.1}s of outage; last: {last}", elapsed.as_secs_f64())
@@ -167,8 +172,15 @@ impl std::fmt::Display for FailReason {
     }
 }
 
+// Their `Display` already includes the underlying error (one line for users), so no `source()`: a
+// report that walks the chain would print it twice.
+impl std::error::Error for Cause {}
+
+impl std::error::Error for FailReason {}
+
 /// How an accepted message ended. Each message id gets exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Written and flushed to the socket. A WebSocket has no delivery receipt: this is the strongest
     /// guarantee available without an application-level acknowledgement.
@@ -185,14 +197,9 @@ pub enum Outcome {
     Aborted,
 }
 
-impl Outcome {
-    /// All outcomes, for exhaustive reporting.
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Sent, Outcome::Dropped, Outcome::Expired, Outcome::Abandoned, Outcome::Aborted];
-}
-
 /// What `close` does with messages still queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum CloseMode {
     /// Send what is queued on the open connection, then the close frame; whatever is left when the close
     /// timeout passes is aborted. Without an open connection nothing can be drained: queued messages are
@@ -205,6 +212,7 @@ pub enum CloseMode {
 
 /// Something for the application, from [`Session::poll_event`](crate::Session::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The state changed.
     StateChanged {
@@ -227,6 +235,7 @@ pub enum Event {
         info: ConnectInfo,
     },
     /// An open connection was lost.
+    #[non_exhaustive]
     Disconnected {
         /// Why.
         cause: Cause,
@@ -234,6 +243,7 @@ pub enum Event {
         next_attempt_at: Option<Instant>,
     },
     /// The next attempt is scheduled (after a failed attempt or a lost connection).
+    #[non_exhaustive]
     RetryScheduled {
         /// Its attempt number.
         attempt: u32,
@@ -262,6 +272,7 @@ pub enum Event {
     /// The session gave up.
     Failed(FailReason),
     /// The session closed after a user close.
+    #[non_exhaustive]
     Closed {
         /// How the close ended: [`Cause::CloseCompleted`] or [`Cause::CloseTimeout`] or
         /// [`Cause::CloseRequested`] when there was no connection to close.

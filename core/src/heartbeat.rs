@@ -26,8 +26,10 @@ use bytes::Bytes;
 
 use crate::timer::after;
 
-/// Keepalive settings. See each field for its default.
+/// Keepalive settings. See each field for its default; build from [`Default`] and the chainable
+/// setters (`HeartbeatConfig::default().interval(d)`), or set fields on a default value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeartbeatConfig {
     /// Time between pings. Default: 15 s.
     pub interval: Duration,
@@ -65,6 +67,7 @@ impl HeartbeatConfig {
 
 /// Why the heartbeat declared a link dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DeadLink {
     /// Probes went unanswered.
     PongTimeout,

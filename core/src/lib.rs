@@ -26,8 +26,8 @@
 //!
 //! let t0 = Instant::now(); // the only clock read, by the "driver"
 //! // Exact delays, for the example; real clients keep the jitter.
-//! let backoff = BackoffConfig { jitter: Jitter::None, ..BackoffConfig::default() };
-//! let mut s = Session::new(Config { backoff, ..Config::default() }, t0)?;
+//! let backoff = BackoffConfig::default().jitter(Jitter::None);
+//! let mut s = Session::new(Config::default().backoff(backoff), t0)?;
 //!
 //! // 1. Connect: the session asks for a transport.
 //! s.connect(t0)?;
@@ -77,6 +77,38 @@
 //!   backlog, then new messages.
 //! * **Retries.** See [`RetryPolicy`] for what is retried, and [`BackoffConfig`] for how soon.
 //! * **Heartbeat.** See the [`heartbeat`] module for the exact rules, including time jumps.
+//!
+//! ## What you can rely on as the API grows
+//!
+//! * **Marked `#[non_exhaustive]`, so they grow in minor versions:** [`Event`] (and its `Disconnected`,
+//!   `RetryScheduled` and `Closed` variants), [`Cause`], [`FailReason`], [`Outcome`], [`DeadLink`],
+//!   [`NetworkHint`], [`CloseMode`], [`Verdict`], [`Jitter`], [`Overflow`], [`InFlightPolicy`], the
+//!   errors ([`SendError`], [`CommandError`], [`ConfigError`], [`OpenError`], [`TransportError`],
+//!   [`Violation`]); the structs [`Stats`], [`ErrorCounts`], [`Rtt`], [`ConnectInfo`] and the
+//!   configurations [`Config`], [`BackoffConfig`], [`HeartbeatConfig`], [`QueueConfig`]. Match them with
+//!   a `_` arm (and `..` in struct-like variants), read their fields, and build configurations from
+//!   `Default` with the chainable setters, one per field:
+//!
+//!   ```
+//!   # use std::time::Duration;
+//!   # use tether_core::{BackoffConfig, Config, Jitter, QueueConfig};
+//!   let backoff = BackoffConfig::default().base(Duration::from_millis(100)).jitter(Jitter::Full);
+//!   let config = Config::default().backoff(backoff).queue(QueueConfig::default().max_messages(64));
+//!   let mut same = Config::default(); // or assign fields on a default value
+//!   same.backoff.base = Duration::from_millis(100);
+//!   same.backoff.jitter = Jitter::Full;
+//!   same.queue.max_messages = 64;
+//!   assert_eq!(config, same);
+//!   ```
+//! * **Exhaustive on purpose:** [`State`] (a new state would change the lifecycle every application
+//!   reasons about: a breaking change, announced as one), [`MessageKind`] (text or binary, fixed by
+//!   RFC 6455), and the driver-facing [`Action`], [`TransportEvent`] and [`Frame`]: a driver must carry
+//!   out every action, so a new one must fail its build rather than fall into a wildcard.
+//! * **Errors** all implement [`std::error::Error`] (so `?` into `Box<dyn Error>` works); their
+//!   `Display` text is for people and may be reworded: match on variants, not on text. `Debug` output
+//!   is not a format either.
+//! * **The list** of public items is committed in `api/tether-core.txt` at the repository root, and
+//!   checked: see the README, "API check".
 
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -93,6 +125,7 @@ mod queue;
 mod retry;
 mod rng;
 mod session;
+mod setters;
 mod timer;
 mod transport;
 
@@ -108,6 +141,6 @@ pub use queue::{InFlightPolicy, Overflow, QueueConfig};
 pub use retry::{RetryPolicy, Verdict};
 pub use session::Session;
 pub use transport::{
-    CloseFrame, ConnectInfo, Frame, OpenError, TransportError, TransportEvent, TransportId, Violation,
-    parse_retry_after,
+    CloseFrame, ConnectInfo, ConnectPhase, Frame, OpenError, ProxyError, TransportError, TransportEvent, TransportId,
+    Violation, parse_retry_after,
 };

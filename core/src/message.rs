@@ -135,10 +135,27 @@ impl From<Vec<u8>> for Message {
     }
 }
 
+/// Characters of a text message that `Debug` shows.
+const PREVIEW_CHARS: usize = 32;
+
 impl std::fmt::Debug for Message {
-    // Payloads may be large or secret: show kind and length, not content.
+    /// `Message::Text(7 bytes, "hello\n…")`: the length and the first 32 characters, escaped, so that
+    /// a debug print of an event says what arrived without flooding the terminal. Binary messages show
+    /// only their length. (Tether never logs messages; this is for the application's own prints.)
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Message::{:?}({} bytes)", self.kind, self.payload.len())
+        let len = self.payload.len();
+        match self.as_text() {
+            None => write!(f, "Message::Binary({len} bytes)"),
+            Some(text) => {
+                write!(f, "Message::Text({len} bytes, \"")?;
+                let mut chars = text.chars();
+                for c in chars.by_ref().take(PREVIEW_CHARS) {
+                    write!(f, "{}", c.escape_debug())?;
+                }
+                let more = if chars.next().is_some() { "…" } else { "" };
+                write!(f, "\"{more})")
+            }
+        }
     }
 }
 
@@ -156,9 +173,13 @@ mod tests {
     }
 
     #[test]
-    fn debug_does_not_print_payload() {
-        let m = Message::text("secret-token");
-        assert_eq!(format!("{m:?}"), "Message::Text(12 bytes)");
+    fn debug_previews_text_and_sizes_binary() {
+        assert_eq!(format!("{:?}", Message::text("hello")), r#"Message::Text(5 bytes, "hello")"#);
+        assert_eq!(format!("{:?}", Message::text("a\"b\n\u{1}")), r#"Message::Text(5 bytes, "a\"b\n\u{1}")"#);
+        // 40 characters, 80 bytes: the first 32 characters, then an ellipsis outside the quotes.
+        let long = "é".repeat(40);
+        assert_eq!(format!("{:?}", Message::text(long)), format!("Message::Text(80 bytes, \"{}\"…)", "é".repeat(32)));
+        assert_eq!(format!("{:?}", Message::binary(vec![1, 2])), "Message::Binary(2 bytes)");
         assert_eq!(Message::binary(vec![1, 2]).as_text(), None);
     }
 }

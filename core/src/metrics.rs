@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 /// Failures counted by kind.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorCounts {
     /// DNS lookups that failed.
     pub dns: u64,
@@ -23,6 +24,8 @@ pub struct ErrorCounts {
     pub heartbeat: u64,
     /// Connections the server closed with a close frame (any code).
     pub remote_close: u64,
+    /// Attempts a proxy failed: unreachable, authentication, a refused tunnel, a protocol error.
+    pub proxy: u64,
 }
 
 impl ErrorCounts {
@@ -37,11 +40,13 @@ impl ErrorCounts {
             + self.connect_timeout
             + self.heartbeat
             + self.remote_close
+            + self.proxy
     }
 }
 
 /// Round-trip time measured by the heartbeat's ping/pong pairs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rtt {
     /// The latest sample.
     pub last: Option<Duration>,
@@ -76,6 +81,7 @@ impl Rtt {
 /// "Sent" counts messages the transport reported flushed to the socket, not messages delivered: a
 /// WebSocket has no application-level acknowledgement.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Data messages flushed to a transport (preamble included).
     pub messages_sent: u64,
@@ -129,4 +135,7 @@ pub struct Stats {
     pub last_message_at: Option<Instant>,
     /// How long the last successful handshake took.
     pub last_handshake: Option<Duration>,
+    /// Which endpoint served the current or last connection, as an index into the client's list of
+    /// URLs (see [`ConnectInfo::endpoint`](crate::ConnectInfo::endpoint)).
+    pub endpoint: Option<usize>,
 }

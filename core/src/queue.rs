@@ -12,6 +12,7 @@ use crate::{Message, MessageId, Outcome};
 
 /// What [`Session::send`](crate::Session::send) does when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Overflow {
     /// Refuse the new message and hand it back in the error; the caller decides (backpressure). When room
     /// appears again, [`Event::QueueUnblocked`](crate::Event::QueueUnblocked) is emitted once. The default.
@@ -24,6 +25,7 @@ pub enum Overflow {
 
 /// What happens to messages handed to a transport that died before confirming they were flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum InFlightPolicy {
     /// Report them as [`Outcome::Abandoned`]: at-most-once delivery. The default, because resending a
     /// message the server may already have (an order, a payment) must be the caller's choice.
@@ -34,8 +36,10 @@ pub enum InFlightPolicy {
     Requeue,
 }
 
-/// Queue settings. See each field for its default.
+/// Queue settings. See each field for its default; build from [`Default`] and the chainable setters
+/// (`QueueConfig::default().max_messages(n)`), or set fields on a default value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueConfig {
     /// Most messages held (pending and in flight). Default: 4096.
     pub max_messages: usize,

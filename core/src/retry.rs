@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use crate::transport::{OpenError, TransportError, Violation};
+use crate::transport::{OpenError, ProxyError, TransportError, Violation};
 
 /// What to do after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Retry after the backoff delay.
     Retry,
@@ -30,11 +31,19 @@ pub enum Verdict {
 /// | close 1000, 1001, 1005, 1006, 1011, 1012, 1014, 3000–4999 | retry |
 /// | close 1013 (try again later) | retry after at least [`try_again_later`](Self::try_again_later) |
 /// | close 1002, 1003, 1007, 1008, 1009, 1010, 1015 | fatal: the server refuses what we send |
-/// | DNS, TCP, TLS I/O, timeouts, handshake protocol errors | retry |
+/// | DNS, TCP, TLS I/O, timeouts (overall or per phase), handshake protocol errors | retry |
 /// | certificate rejected | fatal: it will not fix itself |
 /// | an invalid answer to the permessage-deflate offer ([`OpenError::Extension`]) | fatal: unlike one corrupt message, it is the server's fixed answer to the client's fixed offer, so every retry would get it again; turn compression off for that server |
 /// | I/O errors on an open connection (reset, EOF) | retry |
 /// | a protocol violation by the server, detected by the client ([`Violation`]) | retry: the client closes with 1002, 1007 or 1009 first; a server bug is often transient (a bad deploy, one corrupt message) and the backoff keeps the retries slow. Override with [`RetryPolicy::violation`] |
+/// | proxy unreachable (refused, reset, no route) or speaking the wrong protocol | retry |
+/// | proxy authentication: HTTP 407, SOCKS5 username/password refused, no common method | fatal: fix the proxy credentials |
+/// | proxy `CONNECT` answered 408, 429, 5xx (502/503/504: it could not reach the server) | retry; `Retry-After` honoured |
+/// | proxy `CONNECT` answered another 4xx (403: the proxy forbids that destination) or 1xx/3xx | fatal |
+/// | SOCKS5 reply 1 (general failure), 3, 4, 5, 6 (network/host unreachable, refused, TTL) | retry, like 502/504 |
+/// | SOCKS5 reply 2 (not allowed by the ruleset), 7, 8 (command/address type not supported) | fatal, like 403 |
+///
+/// Proxy statuses are overridden with [`RetryPolicy::proxy_http`], separately from the server's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Minimum delay after close code 1013 (Try Again Later). Default: 5 s.
@@ -44,6 +53,7 @@ pub struct RetryPolicy {
     pub max_server_delay: Duration,
     http_overrides: Vec<(u16, Verdict)>,
     close_overrides: Vec<(u16, Verdict)>,
+    proxy_overrides: Vec<(u16, Verdict)>,
     violation_overrides: Vec<(Violation, Verdict)>,
 }
 
@@ -54,6 +64,7 @@ impl Default for RetryPolicy {
             max_server_delay: Duration::from_secs(600),
             http_overrides: Vec::new(),
             close_overrides: Vec::new(),
+            proxy_overrides: Vec::new(),
             violation_overrides: Vec::new(),
         }
     }
@@ -75,6 +86,14 @@ impl RetryPolicy {
         self
     }
 
+    /// Overrides the verdict for one HTTP status answered by a proxy to `CONNECT` (a later override of
+    /// the same status wins). `RetryAfter` here is a fixed minimum; a `Retry-After` header still raises it.
+    pub fn proxy_http(mut self, status: u16, verdict: Verdict) -> Self {
+        self.proxy_overrides.retain(|(s, _)| *s != status);
+        self.proxy_overrides.push((status, verdict));
+        self
+    }
+
     /// Overrides the verdict for a kind of protocol violation by the server (a later override of the same
     /// kind wins), e.g. `Fatal` for [`Violation::InvalidUtf8`] when a server that sends bad text will not
     /// get better by reconnecting.
@@ -91,15 +110,36 @@ impl RetryPolicy {
             // The server's software answers the same offer the same way: retrying cannot help, turning
             // compression off (or fixing the server) does.
             OpenError::TlsCertificate(_) | OpenError::Extension(_) => Verdict::Fatal,
-            OpenError::Dns(_) | OpenError::Tcp(_) | OpenError::Tls(_) | OpenError::Protocol(_) | OpenError::Io(_) => {
-                Verdict::Retry
+            OpenError::Proxy(e) => self.classify_proxy(e),
+            OpenError::Dns(_)
+            | OpenError::Tcp(_)
+            | OpenError::Tls(_)
+            | OpenError::Protocol(_)
+            | OpenError::Io(_)
+            | OpenError::Timeout { .. } => Verdict::Retry,
+        }
+    }
+
+    /// The verdict for a proxy that did not give us a tunnel.
+    pub fn classify_proxy(&self, err: &ProxyError) -> Verdict {
+        match err {
+            ProxyError::Unreachable(_) | ProxyError::Protocol(_) => Verdict::Retry,
+            ProxyError::Auth(_) => Verdict::Fatal,
+            ProxyError::Http { status, retry_after } => {
+                self.status_verdict(&self.proxy_overrides, *status, *retry_after)
             }
+            ProxyError::Socks { reply: 2 | 7 | 8 } => Verdict::Fatal,
+            ProxyError::Socks { .. } => Verdict::Retry,
         }
     }
 
     /// The verdict for a handshake answered with `status`, with the server's `Retry-After` if any.
     pub fn classify_http(&self, status: u16, retry_after: Option<Duration>) -> Verdict {
-        let base = match self.http_overrides.iter().find(|(s, _)| *s == status) {
+        self.status_verdict(&self.http_overrides, status, retry_after)
+    }
+
+    fn status_verdict(&self, overrides: &[(u16, Verdict)], status: u16, retry_after: Option<Duration>) -> Verdict {
+        let base = match overrides.iter().find(|(s, _)| *s == status) {
             Some((_, v)) => *v,
             None => match status {
                 408 | 429 | 500..=599 => Verdict::Retry,
@@ -209,5 +249,36 @@ mod tests {
         assert_eq!(p.classify_transport(&big), Verdict::Retry);
         let p = p.violation(Violation::InvalidUtf8, Verdict::Retry);
         assert_eq!(p.classify_transport(&utf8), Verdict::Retry);
+        let timeout = OpenError::Timeout { phase: crate::ConnectPhase::Tls, after: Duration::from_secs(1) };
+        assert_eq!(p.classify_open(&timeout), Verdict::Retry);
+    }
+
+    #[test]
+    fn proxy_defaults() {
+        let p = RetryPolicy::default();
+        let proxy = |e| p.classify_open(&OpenError::Proxy(e));
+        assert_eq!(proxy(ProxyError::Unreachable("refused".into())), Verdict::Retry);
+        assert_eq!(proxy(ProxyError::Protocol("not HTTP".into())), Verdict::Retry);
+        assert_eq!(proxy(ProxyError::Auth("407".into())), Verdict::Fatal);
+        assert_eq!(proxy(ProxyError::Http { status: 407, retry_after: None }), Verdict::Fatal);
+        assert_eq!(proxy(ProxyError::Http { status: 403, retry_after: None }), Verdict::Fatal);
+        for status in [502, 503, 504, 500, 429] {
+            assert_eq!(proxy(ProxyError::Http { status, retry_after: None }), Verdict::Retry, "{status}");
+        }
+        let two = Duration::from_secs(2);
+        assert_eq!(proxy(ProxyError::Http { status: 503, retry_after: Some(two) }), Verdict::RetryAfter(two));
+        for reply in [1, 3, 4, 5, 6, 9, 255] {
+            assert_eq!(proxy(ProxyError::Socks { reply }), Verdict::Retry, "{reply}");
+        }
+        for reply in [2, 7, 8] {
+            assert_eq!(proxy(ProxyError::Socks { reply }), Verdict::Fatal, "{reply}");
+        }
+        // Proxy overrides are separate from the server's.
+        let p = RetryPolicy::default().proxy_http(403, Verdict::Retry);
+        assert_eq!(
+            p.classify_open(&OpenError::Proxy(ProxyError::Http { status: 403, retry_after: None })),
+            Verdict::Retry
+        );
+        assert_eq!(p.classify_http(403, None), Verdict::Fatal);
     }
 }

@@ -1,7 +1,8 @@
-//! The session's own deadlines, as a fixed table (no allocation, deterministic order).
+//! The session's deadlines, as a fixed table (no allocation, deterministic order).
 //!
-//! The heartbeat and the queue's expiry keep their own deadlines; [`Session::poll_timeout`]
-//! (crate::Session::poll_timeout) takes the minimum over all of them.
+//! Every deadline is here, so [`Session::poll_timeout`](crate::Session::poll_timeout) reads one place.
+//! The heartbeat and the queue compute theirs from their own state; the session copies them in after
+//! every input.
 
 use std::time::{Duration, Instant};
 
@@ -14,15 +15,6 @@ pub(crate) fn after(now: Instant, d: Duration) -> Instant {
 
 /// What `after` adds when the exact sum overflows: still "much later", if that fits.
 const MAX_FALLBACK: Duration = Duration::from_secs(86_400);
-
-/// The earlier of two optional deadlines.
-pub(crate) fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
 
 /// A session-level deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,21 +30,30 @@ pub(crate) enum Timer {
     /// The end of the wait for a released transport (one the session let go of while it was still open)
     /// to end by itself; then it is aborted.
     Release = 4,
+    /// The heartbeat's next deadline (a ping, a pong deadline, the receive-idle limit), while connected.
+    Heartbeat = 5,
+    /// The expiry of the oldest pending message.
+    Expiry = 6,
 }
 
 impl Timer {
     /// Handling order when several are due together.
-    pub(crate) const ALL: [Timer; 5] = [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff, Timer::Release];
+    pub(crate) const ALL: [Timer; 7] =
+        [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff, Timer::Release, Timer::Heartbeat, Timer::Expiry];
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
-    at: [Option<Instant>; 5],
+    at: [Option<Instant>; 7],
 }
 
 impl TimerTable {
     pub(crate) fn set(&mut self, t: Timer, at: Instant) {
         self.at[t as usize] = Some(at);
+    }
+
+    pub(crate) fn put(&mut self, t: Timer, at: Option<Instant>) {
+        self.at[t as usize] = at;
     }
 
     pub(crate) fn stop(&mut self, t: Timer) {
@@ -64,7 +65,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [None; 5];
+        self.at = [None; 7];
     }
 
     /// True (and stops it) if `t` is set and due at `now`.

@@ -1,5 +1,6 @@
 //! What the driver reports about the transports (WebSocket connections) the core asked it to open.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,8 +44,134 @@ pub enum Frame {
     Close(Option<CloseFrame>),
 }
 
+/// A step of opening a transport, in the order a driver goes through them. The driver reports each
+/// step as it starts ([`TransportEvent::Progress`]) so that a connect timeout can say where the attempt
+/// was stuck, and times each one ([`ConnectInfo::phases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ConnectPhase {
+    /// Name resolution (of the server, or of the proxy).
+    Dns,
+    /// The TCP connection (to the server, or to the proxy), every address raced.
+    Tcp,
+    /// The proxy's handshake: HTTP `CONNECT` (after TLS to an `https://` proxy) or SOCKS5.
+    Proxy,
+    /// The TLS handshake with the server (`wss://`).
+    Tls,
+    /// The WebSocket upgrade (HTTP request, `101 Switching Protocols`).
+    Handshake,
+}
+
+impl ConnectPhase {
+    /// Every phase, in order.
+    pub const ALL: [ConnectPhase; 5] =
+        [ConnectPhase::Dns, ConnectPhase::Tcp, ConnectPhase::Proxy, ConnectPhase::Tls, ConnectPhase::Handshake];
+
+    /// A short lower-case name (`dns`, `tcp`, `proxy`, `tls`, `handshake`), for logs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectPhase::Dns => "dns",
+            ConnectPhase::Tcp => "tcp",
+            ConnectPhase::Proxy => "proxy",
+            ConnectPhase::Tls => "tls",
+            ConnectPhase::Handshake => "handshake",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectPhase {
+    /// What the phase is, as a sentence subject: "TLS handshake timed out after 10 s".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectPhase::Dns => "DNS lookup",
+            ConnectPhase::Tcp => "TCP connect",
+            ConnectPhase::Proxy => "proxy handshake",
+            ConnectPhase::Tls => "TLS handshake",
+            ConnectPhase::Handshake => "WebSocket handshake",
+        })
+    }
+}
+
+/// A duration as people write it in a message: `250 ms`, `1.5 s`, `10 s`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() / 100 == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{}.{} s", d.as_secs(), d.subsec_millis() / 100)
+    }
+}
+
+/// Why a proxy did not give us a tunnel to the server. Part of [`OpenError::Proxy`].
+///
+/// Never holds the proxy's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The proxy itself could not be reached (name, TCP, or TLS to an `https://` proxy).
+    Unreachable(String),
+    /// The proxy wants credentials, or refused the ones given: HTTP 407, a SOCKS5 username/password
+    /// failure, or no authentication method both sides support. Retrying will not change that.
+    Auth(String),
+    /// The proxy answered `CONNECT` with a status other than 2xx (502/503/504: it could not reach
+    /// the server).
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The proxy's `Retry-After`, already parsed.
+        retry_after: Option<Duration>,
+    },
+    /// The SOCKS5 proxy refused the connect request with this reply code (RFC 1928 section 6:
+    /// 1 general failure, 2 not allowed by the ruleset, 3 network unreachable, 4 host unreachable,
+    /// 5 connection refused, 6 TTL expired, 7 command not supported, 8 address type not supported).
+    Socks {
+        /// The reply code (never 0, which is success).
+        reply: u8,
+    },
+    /// The proxy's answer broke its protocol (not HTTP, not SOCKS5, a malformed reply): often a proxy
+    /// URL with the wrong scheme.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyError::Unreachable(e) => write!(f, "proxy unreachable: {e}"),
+            ProxyError::Auth(e) => {
+                write!(f, "proxy authentication failed: {e}; check the proxy URL's user name and password")
+            }
+            ProxyError::Http { status, retry_after: Some(d) } => {
+                write!(f, "proxy refused the tunnel with HTTP {status} (Retry-After {}s)", d.as_secs())
+            }
+            ProxyError::Http { status, retry_after: None } => write!(f, "proxy refused the tunnel with HTTP {status}"),
+            ProxyError::Socks { reply } => {
+                write!(f, "SOCKS5 proxy refused the connection: {}", socks_reply_text(*reply))
+            }
+            ProxyError::Protocol(e) => write!(f, "proxy protocol error: {e}"),
+        }
+    }
+}
+
+/// RFC 1928's name for a SOCKS5 reply code.
+fn socks_reply_text(reply: u8) -> String {
+    let text = match reply {
+        1 => "general SOCKS server failure",
+        2 => "connection not allowed by ruleset",
+        3 => "network unreachable",
+        4 => "host unreachable",
+        5 => "connection refused",
+        6 => "TTL expired",
+        7 => "command not supported",
+        8 => "address type not supported",
+        _ => "unassigned reply code",
+    };
+    format!("{text} (reply {reply})")
+}
+
 /// Why opening a transport failed, classified so the retry policy can decide.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The host name did not resolve.
     Dns(String),
@@ -68,6 +195,16 @@ pub enum OpenError {
     Extension(String),
     /// Any other I/O error while connecting.
     Io(String),
+    /// The proxy did not give us a tunnel (see [`ProxyError`]).
+    Proxy(ProxyError),
+    /// A phase of the attempt took longer than the driver's timeout for that phase (per-phase
+    /// timeouts are optional; the overall connect timeout is the core's, [`Cause::ConnectTimeout`](crate::Cause::ConnectTimeout)).
+    Timeout {
+        /// The phase that timed out.
+        phase: ConnectPhase,
+        /// How long it had run.
+        after: Duration,
+    },
 }
 
 impl std::fmt::Display for OpenError {
@@ -84,9 +221,13 @@ impl std::fmt::Display for OpenError {
             OpenError::Protocol(e) => write!(f, "WebSocket handshake protocol error: {e}"),
             OpenError::Extension(e) => write!(f, "invalid extension answer from the server: {e}"),
             OpenError::Io(e) => write!(f, "I/O error while connecting: {e}"),
+            OpenError::Proxy(e) => write!(f, "{e}"),
+            OpenError::Timeout { phase, after } => write!(f, "{phase} timed out after {}", human_duration(*after)),
         }
     }
 }
+
+impl std::error::Error for OpenError {}
 
 /// A breach of the WebSocket protocol by the server, detected by this client.
 ///
@@ -127,6 +268,7 @@ impl Violation {
 
 /// Why an open transport was lost, when it was not a close frame.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TransportError {
     /// Reading or writing the socket failed (reset, broken pipe, EOF without a close frame).
     Io(String),
@@ -151,6 +293,8 @@ impl std::fmt::Display for TransportError {
     }
 }
 
+impl std::error::Error for TransportError {}
+
 /// What the driver learned while opening a transport: reported with [`TransportEvent::Opened`] and
 /// handed to the application on [`Event::Connected`](crate::Event::Connected).
 ///
@@ -167,6 +311,16 @@ pub struct ConnectInfo {
     /// The permessage-deflate parameters agreed with the server; `None` when messages go uncompressed
     /// (compression not offered, or declined by the server).
     pub compression: Option<crate::DeflateParams>,
+    /// How long each phase took, in the order they ran (a phase that did not run is absent: no
+    /// `Proxy` without a proxy, no `Tls` for `ws://`, no `Dns` for an IP address).
+    pub phases: Vec<(ConnectPhase, Duration)>,
+    /// Which of the client's endpoints served, as an index into the list it was given (0: the first
+    /// URL). Also in [`Stats::endpoint`](crate::Stats::endpoint).
+    pub endpoint: usize,
+    /// The address the TCP connection went to: the server's, or the proxy's when there is one.
+    pub peer: Option<SocketAddr>,
+    /// The proxy the connection went through (`scheme://host:port`, never credentials), if any.
+    pub proxy: Option<String>,
 }
 
 impl ConnectInfo {
@@ -174,11 +328,20 @@ impl ConnectInfo {
     pub fn new(handshake: Duration) -> Self {
         Self { handshake, ..Self::default() }
     }
+
+    /// How long `phase` took, if it ran.
+    pub fn phase(&self, phase: ConnectPhase) -> Option<Duration> {
+        self.phases.iter().find(|(p, _)| *p == phase).map(|(_, d)| *d)
+    }
 }
 
 /// A report about a transport, passed to [`Session::handle_transport`](crate::Session::handle_transport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
+    /// Opening the transport entered this phase. Optional: a driver that reports phases gets a connect
+    /// timeout that names the phase the attempt was stuck in ([`Cause::ConnectTimeout`](crate::Cause::ConnectTimeout));
+    /// the core decides nothing else from it.
+    Progress(ConnectPhase),
     /// The WebSocket handshake completed; what the driver learned doing it.
     Opened(ConnectInfo),
     /// The transport could not be opened.
@@ -234,5 +397,18 @@ mod tests {
         assert_eq!(parse_retry_after("1.5"), None);
         assert_eq!(parse_retry_after(""), None);
         assert_eq!(parse_retry_after("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn phase_timeouts_read_as_sentences() {
+        let e = OpenError::Timeout { phase: ConnectPhase::Tls, after: Duration::from_secs(10) };
+        assert_eq!(e.to_string(), "TLS handshake timed out after 10 s");
+        let e = OpenError::Timeout { phase: ConnectPhase::Proxy, after: Duration::from_millis(1500) };
+        assert_eq!(e.to_string(), "proxy handshake timed out after 1.5 s");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        let e = OpenError::Proxy(ProxyError::Socks { reply: 5 });
+        assert_eq!(e.to_string(), "SOCKS5 proxy refused the connection: connection refused (reply 5)");
+        let e = OpenError::Proxy(ProxyError::Auth("HTTP 407".into()));
+        assert!(e.to_string().contains("check the proxy URL's user name and password"), "{e}");
     }
 }

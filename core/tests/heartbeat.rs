@@ -55,7 +55,7 @@ fn half_open_link_is_detected_at_the_bound_and_replaced() {
     let ev = h.take_events();
     assert!(ev.iter().any(|e| matches!(
         e,
-        Event::Disconnected { cause: Cause::Heartbeat(DeadLink::PongTimeout), next_attempt_at: Some(_) }
+        Event::Disconnected { cause: Cause::Heartbeat(DeadLink::PongTimeout), next_attempt_at: Some(_), .. }
     )));
     assert_eq!(h.s.stats(h.now).errors.heartbeat, 1);
     h.step();

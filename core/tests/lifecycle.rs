@@ -109,7 +109,7 @@ fn inputs_in_every_state_never_panic() {
                 .filter_map(|e| if let Event::StateChanged { from, to, .. } = e { Some((*from, *to)) } else { None })
                 .collect();
             for (from, to) in edges {
-                assert!(from.can_transition_to(to), "{from:?} -> {to:?}");
+                assert!(legal_transition(from, to), "{from:?} -> {to:?}");
             }
         }
     }
@@ -287,7 +287,41 @@ fn connect_timeout_retries_and_releases_the_transport() {
     // Aborted: nothing of a half-made connection should reach the server later.
     assert!(h.drain().iter().any(|a| matches!(a, Action::Abort { transport } if *transport == t)));
     assert_eq!(h.s.stats(h.now).errors.connect_timeout, 1);
-    assert!(h.take_events().iter().any(|e| matches!(e, Event::StateChanged { cause: Cause::ConnectTimeout, .. })));
+    assert!(
+        h.take_events().iter().any(|e| matches!(e, Event::StateChanged { cause: Cause::ConnectTimeout { .. }, .. }))
+    );
+}
+
+#[test]
+fn connect_timeout_names_the_phase_the_driver_reported_last() {
+    let mut h = H::new(exact());
+    let timeout = h.s.config().connect_timeout;
+    let t = h.connect();
+    h.ev(t, TransportEvent::Progress(ConnectPhase::Dns));
+    h.ev(t, TransportEvent::Progress(ConnectPhase::Tcp));
+    h.ev(t, TransportEvent::Progress(ConnectPhase::Tls));
+    h.take_events();
+    h.at(timeout).tick();
+    let cause = h.take_events().into_iter().find_map(|e| match e {
+        Event::StateChanged { to: State::Reconnecting, cause, .. } => Some(cause),
+        _ => None,
+    });
+    let cause = cause.expect("the attempt timed out");
+    assert_eq!(cause, Cause::ConnectTimeout { phase: Some(ConnectPhase::Tls), elapsed: timeout });
+    assert_eq!(cause.to_string(), "TLS handshake timed out after 1 s");
+    // The next attempt starts with no phase known: its timeout says so.
+    h.step();
+    let t2 = h.expect_open();
+    assert_ne!(t, t2);
+    let started = h.elapsed();
+    h.at(started + timeout).tick();
+    let cause = h.take_events().into_iter().find_map(|e| match e {
+        Event::StateChanged { to: State::Reconnecting, cause, .. } => Some(cause),
+        _ => None,
+    });
+    assert_eq!(cause, Some(Cause::ConnectTimeout { phase: None, elapsed: timeout }));
+    // A phase reported by a stale transport changes nothing.
+    assert_eq!(h.s.stats(h.now).stale_events, 0);
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! What the client offers and how it compresses: the knobs, their defaults, their checks.
 
 /// permessage-deflate settings of a client: what it offers the server and how it compresses what it
-/// sends. Every field has a default ([`DeflateConfig::default`]); [`validate`](Self::validate) checks
-/// them (the client builder calls it).
+/// sends. Every field has a default ([`DeflateConfig::default`]); build from it with the chainable
+/// setters (`DeflateConfig::default().threshold(None)`), or set fields on a default value.
+/// [`validate`](Self::validate) checks them (the client builder calls it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// The LZ77 window the client compresses with, as a base-2 logarithm (9 to 15). Offered as
     /// `client_max_window_bits` (with this value when below 15); the server may ask for less. A
@@ -60,6 +62,31 @@ pub enum ConfigError {
     #[error("compression level {0} is out of range: use 0 to 9")]
     Level(u8),
 }
+
+/// One `pub fn field(mut self, value) -> Self` per listed field.
+macro_rules! setters {
+    ($($field:ident: $t:ty),* $(,)?) => {
+        impl DeflateConfig {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "` (see the field for its meaning and default).")]
+                #[must_use = "a setter returns the changed configuration"]
+                pub fn $field(mut self, value: $t) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters!(
+    client_max_window_bits: u8,
+    server_max_window_bits: Option<u8>,
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+    level: u8,
+    threshold: Option<usize>,
+);
 
 impl DeflateConfig {
     /// Checks every value; the client builder calls this.

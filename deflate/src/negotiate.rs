@@ -163,12 +163,12 @@ fn check(cfg: &DeflateConfig, params: &[(&str, Option<String>)]) -> Result<Defla
             expected: "at most the offered value",
         });
     }
-    Ok(DeflateParams {
-        server_max_window_bits: server_bits.unwrap_or(15),
-        client_max_window_bits: client_bits.unwrap_or(cfg.client_max_window_bits),
-        server_no_context_takeover: server_nct,
-        client_no_context_takeover: client_nct || cfg.client_no_context_takeover,
-    })
+    Ok(DeflateParams::new(
+        server_bits.unwrap_or(15),
+        client_bits.unwrap_or(cfg.client_max_window_bits),
+        server_nct,
+        client_nct || cfg.client_no_context_takeover,
+    ))
 }
 
 /// A `*_max_window_bits` value: 1*DIGIT, 8 to 15, no leading zero (RFC 7692 section 7.1.2).
@@ -315,12 +315,7 @@ mod tests {
     use super::*;
 
     fn params(s: u8, c: u8, snct: bool, cnct: bool) -> DeflateParams {
-        DeflateParams {
-            server_max_window_bits: s,
-            client_max_window_bits: c,
-            server_no_context_takeover: snct,
-            client_no_context_takeover: cnct,
-        }
+        DeflateParams::new(s, c, snct, cnct)
     }
 
     fn answer(cfg: &DeflateConfig, lines: &[&str]) -> Result<Option<DeflateParams>, NegotiationError> {

@@ -31,17 +31,17 @@ fn config(url: &str) -> ClientConfig {
         .heartbeat(None)
         .connect_timeout(Duration::from_secs(10))
         .close_timeout(Duration::from_secs(5))
-        .backoff(BackoffConfig {
-            max_attempts: Some(1),
+        .backoff(
             // Never reached: the case's client is dropped on its first disconnection.
-            base: Duration::from_secs(60),
-            max_delay: Duration::from_secs(60),
-            ..BackoffConfig::default()
-        })
-        .queue(QueueConfig { max_messages: 100_000, max_bytes: 256 << 20, ..QueueConfig::default() })
+            BackoffConfig::default()
+                .max_attempts(Some(1))
+                .base(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(60)),
+        )
+        .queue(QueueConfig::default().max_messages(100_000).max_bytes(256 << 20))
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20))
-        .compression(Some(DeflateConfig { threshold: Some(0), ..DeflateConfig::default() }))
+        .compression(Some(DeflateConfig::default().threshold(Some(0))))
         .build()
         .unwrap_or_else(|e| panic!("bad configuration for {url}: {e}"))
 }
@@ -72,7 +72,7 @@ async fn session<R: Rt>(url: &str, echo: bool, mut on_message: impl FnMut(&tethe
                 }
                 Event::Disconnected { cause, .. } => return format!("disconnected: {cause}"),
                 Event::Failed(reason) => return format!("failed: {reason}"),
-                Event::Closed { cause } => return format!("closed: {cause}"),
+                Event::Closed { cause, .. } => return format!("closed: {cause}"),
                 _ => {}
             }
         }

@@ -26,11 +26,11 @@ fn secs(n: u64) -> Duration {
 fn client(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
         .heartbeat(None)
-        .backoff(BackoffConfig { max_attempts: Some(1), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().max_attempts(Some(1)))
         .connect_timeout(secs(10))
         .close_timeout(secs(5))
         .max_message_size(Some(4 << 20))
-        .compression(Some(DeflateConfig { threshold: Some(100), ..DeflateConfig::default() }))
+        .compression(Some(DeflateConfig::default().threshold(Some(100))))
 }
 
 async fn next<R: Rt>(events: &mut Events, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {

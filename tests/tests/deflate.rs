@@ -70,13 +70,8 @@ fn rfc7692_examples() {
 
 #[test]
 fn compressor_matches_rfc7692_and_strips_the_tail() {
-    let params = DeflateParams {
-        server_max_window_bits: 15,
-        client_max_window_bits: 15,
-        server_no_context_takeover: false,
-        client_no_context_takeover: false,
-    };
-    let cfg = DeflateConfig { threshold: Some(0), ..DeflateConfig::default() };
+    let params = DeflateParams::new(15, 15, false, false);
+    let cfg = DeflateConfig::default().threshold(Some(0));
     let mut c = Compressor::new(&cfg, &params);
     assert!(!c.is_allocated(), "nothing allocated before the first message");
     assert_eq!(&c.compress(b"Hello").unwrap()[..], &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
@@ -86,18 +81,18 @@ fn compressor_matches_rfc7692_and_strips_the_tail() {
     assert!(second.len() < 7, "{second:x?}");
     assert_eq!(&c.compress(b"").unwrap()[..], &[0x00], "an empty message is one 0x00 byte");
     // Without it, every message compresses alike.
-    let nct = DeflateParams { client_no_context_takeover: true, ..params };
+    let nct = DeflateParams::new(15, 15, false, true);
     let mut c = Compressor::new(&cfg, &nct);
     assert_eq!(c.compress(b"Hello"), c.compress(b"Hello"));
     // The threshold, and `None`.
-    let mut c = Compressor::new(&DeflateConfig { threshold: Some(6), ..cfg }, &params);
+    let mut c = Compressor::new(&cfg.threshold(Some(6)), &params);
     assert_eq!(c.compress(b"Hello"), None);
     assert!(!c.is_allocated(), "a message under the threshold allocates nothing");
     assert!(c.compress(b"Hello!").is_some());
-    let mut c = Compressor::new(&DeflateConfig { threshold: None, ..cfg }, &params);
+    let mut c = Compressor::new(&cfg.threshold(None), &params);
     assert_eq!(c.compress(&[b'a'; 10_000]), None);
     // The server may hold the client to an 8-bit window, which zlib cannot make: uncompressed.
-    let mut c = Compressor::new(&cfg, &DeflateParams { client_max_window_bits: 8, ..params });
+    let mut c = Compressor::new(&cfg, &DeflateParams::new(15, 8, false, false));
     assert_eq!(c.compress(&[b'a'; 10_000]), None);
 }
 

@@ -6,10 +6,7 @@
 //! tests/interop/.venv), as `.ci/run` also does. A peer that cannot be installed fails the test with the
 //! command to run; set `TETHER_SKIP_INTEROP=1` to skip these tests explicitly instead.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tether::{
@@ -17,100 +14,10 @@ use tether::{
 };
 
 mod common;
+use common::peers::{Kind, Peer, enabled};
 use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
-use tether_tests::peers::{INSTALL, Kind, command, enabled};
 
 // ----- runtimes (as in scenarios.rs) ----------------------------------------------------------------
-
-// ----- the peers --------------------------------------------------------------------------------------
-
-/// A peer server process; killed when dropped.
-struct Peer {
-    kind: Kind,
-    mode: String,
-    /// permessage-deflate setting of the peer (see the scripts); `default`: the library's default.
-    compression: String,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Peer {
-    fn start(kind: Kind, mode: &str) -> Self {
-        Self::start_with(kind, mode, "default")
-    }
-
-    fn start_with(kind: Kind, mode: &str, compression: &str) -> Self {
-        let mut p = Self { kind, mode: mode.to_owned(), compression: compression.to_owned(), port: 0, child: None };
-        p.spawn();
-        p
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
-    }
-
-    /// Starts the process on `self.port` (0: any) and waits, bounded, for the port it prints.
-    fn spawn(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut cmd = command(self.kind).unwrap_or_else(|why| panic!("{why}: {INSTALL}"));
-            let mut child = cmd
-                .arg(self.port.to_string())
-                .arg(&self.mode)
-                .arg(&self.compression)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start the {:?} peer: {e}; {INSTALL}", self.kind));
-            let stdout = child.stdout.take().expect("piped");
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(stdout).lines();
-                let _ = tx.send(lines.next());
-                for _ in lines {} // drain, so the peer never blocks on a full pipe
-            });
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Some(Ok(line))) => {
-                    self.port = line.trim().parse().unwrap_or_else(|_| panic!("{:?} peer printed {line:?}", self.kind));
-                    self.child = Some(child);
-                    return;
-                }
-                other => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    // A restart may race the old socket's release: retry until the deadline.
-                    assert!(
-                        Instant::now() < deadline && self.port != 0,
-                        "the {:?} peer ({}) did not report its port: {other:?}, exit {status:?}",
-                        self.kind,
-                        self.mode
-                    );
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 // ----- helpers ------------------------------------------------------------------------------------------
 
@@ -144,7 +51,7 @@ async fn until<R: Rt>(
 
 fn fast(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
-        .backoff(BackoffConfig { base: ms(20), max_delay: ms(200), stable_after: ms(300), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().base(ms(20)).max_delay(ms(200)).stable_after(ms(300)))
         .connect_timeout(secs(3))
         .close_timeout(secs(2))
 }
@@ -240,7 +147,7 @@ async fn close_1001_reconnects<R: Rt>(kind: Kind) {
     client.send("b").await.unwrap();
     let e =
         until::<R>(&mut events, &mut seen, secs(5), "disconnected", |e| matches!(e, Event::Disconnected { .. })).await;
-    let Event::Disconnected { cause, next_attempt_at } = &e else { unreachable!() };
+    let Event::Disconnected { cause, next_attempt_at, .. } = &e else { unreachable!() };
     assert!(remote_close(cause, 1001), "{e:?}");
     assert!(next_attempt_at.is_some(), "1001 is retried: {e:?}");
     let e = until::<R>(&mut events, &mut seen, secs(10), "reconnected", connected).await;
@@ -409,7 +316,7 @@ async fn deflate_echo<R: Rt>(kind: Kind, compression: &str, client_cfg: DeflateC
 
 /// Every outgoing message at or above 64 bytes compressed, to see the ticks shrink too.
 fn eager() -> DeflateConfig {
-    DeflateConfig { threshold: Some(64), ..DeflateConfig::default() }
+    DeflateConfig::default().threshold(Some(64))
 }
 
 /// With context takeover (each side's window carries over from message to message).
@@ -424,13 +331,11 @@ async fn deflate_context_takeover<R: Rt>(kind: Kind) {
 /// Without context takeover: asked by the client (with a 1 KiB server window and a 2 KiB client one)
 /// and imposed by the server.
 async fn deflate_no_context_takeover<R: Rt>(kind: Kind) {
-    let cfg = DeflateConfig {
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-        server_max_window_bits: Some(10),
-        client_max_window_bits: 11,
-        ..eager()
-    };
+    let cfg = eager()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
+        .server_max_window_bits(Some(10))
+        .client_max_window_bits(11);
     deflate_echo::<R>(kind, "nct", cfg, |p| {
         assert!(p.server_no_context_takeover && p.client_no_context_takeover, "{p}");
         assert!(p.server_max_window_bits <= 10 && p.client_max_window_bits <= 11, "{p}");

@@ -121,21 +121,17 @@ async fn until<R: Rt>(events: &mut Events, d: Duration, what: &str, mut pred: im
 async fn half_open<R: Rt>() {
     let server = TestServer::start(Behavior::Echo);
     let port = server.addr().port();
-    let hb = HeartbeatConfig {
-        interval: Duration::from_millis(300),
-        pong_timeout: Duration::from_millis(400),
-        ..HeartbeatConfig::default()
-    };
+    let hb = HeartbeatConfig::default().interval(Duration::from_millis(300)).pong_timeout(Duration::from_millis(400));
     let bound = hb.detection_bound();
     let cfg = ClientBuilder::new(server.url())
         .heartbeat(Some(hb))
         .connect_timeout(Duration::from_millis(500))
-        .backoff(BackoffConfig {
-            base: Duration::from_millis(50),
-            max_delay: Duration::from_millis(300),
-            stable_after: Duration::from_millis(500),
-            ..BackoffConfig::default()
-        })
+        .backoff(
+            BackoffConfig::default()
+                .base(Duration::from_millis(50))
+                .max_delay(Duration::from_millis(300))
+                .stable_after(Duration::from_millis(500)),
+        )
         .build()
         .unwrap();
     let (client, mut events) = R::connect(cfg);

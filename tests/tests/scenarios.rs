@@ -73,7 +73,7 @@ fn secs(n: u64) -> Duration {
 /// Fast timings for tests.
 fn fast(url: &str) -> ClientBuilder {
     ClientBuilder::new(url)
-        .backoff(BackoffConfig { base: ms(20), max_delay: ms(200), stable_after: ms(300), ..BackoffConfig::default() })
+        .backoff(BackoffConfig::default().base(ms(20)).max_delay(ms(200)).stable_after(ms(300)))
         .connect_timeout(secs(2))
         .close_timeout(secs(2))
 }
@@ -119,7 +119,7 @@ async fn stream_through_restart<R: Rt>(policy: InFlightPolicy) {
     let server = TestServer::start(Behavior::Sink);
     let proxy = FaultProxy::start(server.addr());
     let cfg = fast(&proxy.url())
-        .queue(QueueConfig { max_messages: 20_000, max_bytes: 32 << 20, in_flight: policy, ..QueueConfig::default() })
+        .queue(QueueConfig::default().max_messages(20_000).max_bytes(32 << 20).in_flight(policy))
         .event_capacity(4096)
         .build()
         .unwrap();
@@ -228,7 +228,7 @@ async fn b_restart_requeue<R: Rt>() {
 async fn c_half_open<R: Rt>() {
     let server = TestServer::start(Behavior::Echo);
     let proxy = FaultProxy::start(server.addr());
-    let hb = HeartbeatConfig { interval: ms(200), pong_timeout: ms(300), ..HeartbeatConfig::default() };
+    let hb = HeartbeatConfig::default().interval(ms(200)).pong_timeout(ms(300));
     let bound = hb.detection_bound();
     let (client, events) = R::connect(fast(&proxy.url()).heartbeat(Some(hb)).connect_timeout(ms(500)).build().unwrap());
     let mut w = Watch::new(events);
@@ -282,13 +282,7 @@ async fn d_statuses<R: Rt>() {
 async fn e_accept_then_close<R: Rt>() {
     let server = TestServer::start(Behavior::AcceptThenClose { code: 1000 });
     let cfg = fast(&server.url())
-        .backoff(BackoffConfig {
-            base: ms(50),
-            max_delay: ms(400),
-            jitter: Jitter::None,
-            stable_after: secs(5),
-            ..BackoffConfig::default()
-        })
+        .backoff(BackoffConfig::default().base(ms(50)).max_delay(ms(400)).jitter(Jitter::None).stable_after(secs(5)))
         .build()
         .unwrap();
     let (client, events) = R::connect(cfg);
@@ -318,7 +312,7 @@ async fn f_queue_limits<R: Rt>() {
     let server = TestServer::start(Behavior::Echo);
     let proxy = FaultProxy::start(server.addr());
     proxy.refuse(true);
-    let queue = |overflow, ttl| QueueConfig { max_messages: 5, overflow, ttl, ..QueueConfig::default() };
+    let queue = |overflow, ttl| QueueConfig::default().max_messages(5).overflow(overflow).ttl(ttl);
 
     // Reject: the sixth message is handed back.
     let (reject, events) = R::connect(fast(&proxy.url()).queue(queue(Overflow::Reject, None)).build().unwrap());
@@ -501,7 +495,7 @@ async fn k_hook_receipts_backpressure<R: Rt>() {
             req.headers_mut().insert("authorization", token.parse().expect("valid header"));
             Ok(req)
         })
-        .queue(QueueConfig { max_messages: 2, ..QueueConfig::default() })
+        .queue(QueueConfig::default().max_messages(2))
         .build()
         .unwrap();
     let cfg_again = cfg.clone();

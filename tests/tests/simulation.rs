@@ -75,6 +75,11 @@ fn fuzz_corpus_parsers() {
     replay_corpus("parsers", fuzz::parsers);
 }
 
+#[test]
+fn fuzz_corpus_proxy_handshakes() {
+    replay_corpus("proxy_handshakes", fuzz::proxy_handshakes);
+}
+
 /// Inputs on which a fuzz target once failed. Those that failed because of the simulator are fixed and
 /// must pass; core bugs not yet fixed are in `fuzz/regressions/<target>/core-bug-*` and replayed by the
 /// ignored tests below.
@@ -132,16 +137,14 @@ fn detection_bound_minimal() {
     use std::time::Duration;
     use tether_core::*;
     let ms = Duration::from_millis;
-    let cfg = Config {
-        heartbeat: Some(HeartbeatConfig {
-            interval: ms(2_000),
-            pong_timeout: ms(3_000),
-            tolerated_misses: 0,
-            receive_idle: None,
-            late_tolerance: ms(500),
-        }),
-        ..Config::default()
-    };
+    let cfg = Config::default().heartbeat(Some(
+        HeartbeatConfig::default()
+            .interval(ms(2_000))
+            .pong_timeout(ms(3_000))
+            .tolerated_misses(0)
+            .receive_idle(None)
+            .late_tolerance(ms(500)),
+    ));
     let bound = cfg.heartbeat.as_ref().map(|h| h.detection_bound()).unwrap_or_default();
     let t0 = Instant::now();
     let mut s = Session::new(cfg, t0).expect("valid");

@@ -10,7 +10,7 @@ use tether_async_std::{ClientBuilder, Event};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     async_std::task::block_on(async {
         let url = std::env::args().nth(1).ok_or("usage: echo URL")?;
-        let (client, mut events) = tether_async_std::connect(ClientBuilder::new(url).build()?);
+        let (client, mut events) = tether_async_std::connect(ClientBuilder::new(url).build()?)?;
         let printer = async_std::task::spawn(async move {
             while let Some(event) = events.next().await {
                 match event {

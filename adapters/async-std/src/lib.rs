@@ -12,7 +12,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! async_std::task::block_on(async {
 //!     let config = tether_async_std::ClientBuilder::new("wss://example.com/feed").build()?;
-//!     let (client, mut events) = tether_async_std::connect(config);
+//!     let (client, mut events) = tether_async_std::connect(config)?;
 //!     client.send("hello").await?;
 //!     while let Some(event) = events.next().await {
 //!         println!("{event:?}");
@@ -44,6 +44,9 @@ pub fn runtime() -> AsyncIoRuntime {
 }
 
 /// Starts a client on async-std. See [`tether::connect`].
-pub fn connect(config: ClientConfig) -> (Client, Events) {
-    tether::connect(runtime(), config)
+///
+/// Returns a `Result` for one shape with `tether_tokio::connect` (so code moves between runtimes
+/// unchanged); on async-std it always succeeds, since the executor is global.
+pub fn connect(config: ClientConfig) -> Result<(Client, Events), ConnectError> {
+    Ok(tether::connect(runtime(), config))
 }

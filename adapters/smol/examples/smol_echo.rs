@@ -9,7 +9,7 @@ use tether_smol::{ClientBuilder, Event};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     smol::block_on(async {
         let url = std::env::args().nth(1).ok_or("usage: echo URL")?;
-        let (client, mut events) = tether_smol::connect(ClientBuilder::new(url).build()?);
+        let (client, mut events) = tether_smol::connect(ClientBuilder::new(url).build()?)?;
         let printer = smol::spawn(async move {
             while let Some(event) = events.next().await {
                 match event {

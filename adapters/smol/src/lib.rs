@@ -8,7 +8,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! smol::block_on(async {
 //!     let config = tether_smol::ClientBuilder::new("wss://example.com/feed").build()?;
-//!     let (client, mut events) = tether_smol::connect(config);
+//!     let (client, mut events) = tether_smol::connect(config)?;
 //!     client.send("hello").await?;
 //!     while let Some(event) = events.next().await {
 //!         println!("{event:?}");
@@ -34,6 +34,9 @@ pub fn runtime() -> AsyncIoRuntime {
 }
 
 /// Starts a client on smol. See [`tether::connect`].
-pub fn connect(config: ClientConfig) -> (Client, Events) {
-    tether::connect(runtime(), config)
+///
+/// Returns a `Result` for one shape with `tether_tokio::connect` (so code moves between runtimes
+/// unchanged); on smol it always succeeds, since the executor is global.
+pub fn connect(config: ClientConfig) -> Result<(Client, Events), ConnectError> {
+    Ok(tether::connect(runtime(), config))
 }

@@ -1,19 +1,25 @@
 //! The client builder: every setting, with its default, validated once when the client is built.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::client::IntoClientRequest;
 use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
-use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request, Uri};
+use async_tungstenite::tungstenite::http::{HeaderValue, Request};
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use tether_core::{BackoffConfig, Config, ConfigError, HeartbeatConfig, Message, QueueConfig, RetryPolicy};
+use tether_core::{
+    BackoffConfig, Config, ConfigError, ConnectPhase, HeartbeatConfig, Message, QueueConfig, RetryPolicy,
+};
 use tether_deflate::DeflateConfig;
 
+use crate::connect::phases::PhaseTimeouts;
+use crate::endpoint::{Endpoint, endpoint};
+use crate::proxy::{ProxyEnv, ProxyKind, ProxyUrl};
 use crate::tls;
 
 /// The HTTP upgrade request, as the WebSocket library takes it.
@@ -29,8 +35,28 @@ pub type RequestFuture = Pin<Box<dyn Future<Output = Result<HttpRequest, BoxErro
 /// the request built from the URL, headers and subprotocols, and the attempt number within the outage.
 pub type RequestHook = Arc<dyn Fn(HttpRequest, u32) -> RequestFuture + Send + Sync + 'static>;
 
+/// The future a resolver hook returns: the addresses of a host, in preference order.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static>>;
+
+/// Resolves a host name (and port) to addresses, in place of the runtime's resolver: a custom DNS
+/// client, a service registry, a test. Not called for IP addresses.
+pub type Resolver = Arc<dyn Fn(String, u16) -> ResolveFuture + Send + Sync + 'static>;
+
+/// Where a client's connections go through.
+#[derive(Clone, Default)]
+enum ProxySetting {
+    /// Directly (the default).
+    #[default]
+    Direct,
+    /// Through this proxy, for every endpoint.
+    Url(String),
+    /// As the environment says (see [`ProxyEnv`]).
+    Env(ProxyEnv),
+}
+
 /// Why a client could not be built. Each variant says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No URL was given.
     #[error("no URL given; call ClientBuilder::url(\"wss://...\")")]
@@ -71,6 +97,14 @@ pub enum BuildError {
     /// A compression setting is invalid, or conflicts with a header set by hand.
     #[error("invalid compression setting: {0}")]
     Compression(String),
+    /// A proxy URL (given, or from the environment) is invalid. Its credentials are not shown.
+    #[error("invalid proxy {proxy:?}: {reason}")]
+    InvalidProxy {
+        /// The proxy URL, user-info and query redacted.
+        proxy: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Builds a client. Every setting has a documented default; [`build`](Self::build) checks them all.
@@ -87,6 +121,11 @@ pub enum BuildError {
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: Option<String>,
+    more_urls: Vec<String>,
+    proxy: ProxySetting,
+    resolver: Option<Resolver>,
+    phase_timeouts: PhaseTimeouts,
+    eyeballs_delay: Duration,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
     core: Config,
@@ -132,6 +171,7 @@ impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("url", &self.url.as_deref().map(crate::redact::url))
+            .field("more_urls", &self.more_urls.iter().map(|u| crate::redact::url(u)).collect::<Vec<_>>())
             .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
             .field("subprotocols", &self.subprotocols)
             .field("core", &self.core)
@@ -148,6 +188,80 @@ impl ClientBuilder {
     /// Sets the URL.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Adds a further endpoint, for failover: when an attempt fails, the next attempt goes to the next
+    /// endpoint in the list (the URL given first, then these in order, wrapping around); a connection
+    /// that was up and drops is retried on the endpoint that served it first. Headers, subprotocols
+    /// and every other setting apply to all. Which endpoint served is on
+    /// [`Event::Connected`](crate::Event::Connected) (`info.endpoint`, an index: 0 for the first URL) and in
+    /// [`Stats::endpoint`](crate::Stats::endpoint). Default: none.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.more_urls.push(url.into());
+        self
+    }
+
+    /// Connects through this proxy: `http://[user:password@]host:port` (HTTP `CONNECT`),
+    /// `https://...` (the same over TLS to the proxy, which must present a certificate trusted like
+    /// the servers'), `socks5://...` (SOCKS5, names resolved here) or `socks5h://...` (the proxy
+    /// resolves them). The credentials are never logged. Environment variables are not read.
+    /// Default: no proxy.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Connects directly, whatever the environment says (the default).
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxySetting::Direct;
+        self
+    }
+
+    /// Picks the proxy from the process environment when the client is built, with the rules of
+    /// curl and Python `websockets`: `wss_proxy`/`https_proxy` for `wss://`, `ws_proxy`/`http_proxy` for
+    /// `ws://`, then `all_proxy`; lower case before upper case; `no_proxy` lists the hosts reached
+    /// directly (names with their subdomains, IP addresses, CIDR blocks, optional `:port`, or `*`).
+    /// The full rules are in [`ProxyEnv`]. Not the default: a library should not send its traffic
+    /// somewhere else because of an ambient variable unless asked (the `tether` command does ask).
+    pub fn proxy_from_env(self) -> Self {
+        self.proxy_env(ProxyEnv::process())
+    }
+
+    /// Like [`proxy_from_env`](Self::proxy_from_env), reading the variables from `env` (for tests, or
+    /// settings from elsewhere).
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy = ProxySetting::Env(env);
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the runtime's resolver (the system's). Every
+    /// address it returns is tried (see [`happy_eyeballs_delay`](Self::happy_eyeballs_delay)).
+    /// Default: the runtime's resolver.
+    pub fn resolver<F, Fut>(mut self, resolver: F) -> Self
+    where
+        F: Fn(String, u16) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static,
+    {
+        self.resolver = Some(Arc::new(move |host, port| Box::pin(resolver(host, port))));
+        self
+    }
+
+    /// When a host has several addresses, the delay between the starts of connection attempts to them
+    /// (RFC 8305's "Connection Attempt Delay": IPv6 and IPv4 interleaved, the next attempt started
+    /// after this delay or as soon as one fails, the first to connect wins). Default: 250 ms, as the
+    /// RFC recommends. Zero tries them all at once.
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.eyeballs_delay = delay;
+        self
+    }
+
+    /// Bounds one phase of every attempt (DNS, TCP, proxy, TLS, WebSocket handshake); a phase that
+    /// runs longer fails the attempt with [`OpenError::Timeout`](crate::OpenError::Timeout) naming it
+    /// (retried). The overall [`connect_timeout`](Self::connect_timeout) still bounds the whole
+    /// attempt. Default: none per phase.
+    pub fn phase_timeout(mut self, phase: ConnectPhase, timeout: Duration) -> Self {
+        self.phase_timeouts.set(phase, Some(timeout));
         self
     }
 
@@ -181,7 +295,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect timeout (TCP + TLS + upgrade). Default: 10 s.
+    /// Connect timeout: the whole attempt (DNS, TCP, proxy, TLS, upgrade). When it passes, the cause
+    /// names the phase the attempt was in ("TLS handshake timed out after 10 s"). Default: 10 s.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.core.connect_timeout = d;
         self
@@ -320,63 +435,31 @@ impl ClientBuilder {
     /// Checks everything and returns the configuration to connect with.
     pub fn build(self) -> Result<ClientConfig, BuildError> {
         let url = self.url.ok_or(BuildError::MissingUrl)?;
-        let uri: Uri = url.parse().map_err(|e: async_tungstenite::tungstenite::http::uri::InvalidUri| {
-            BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() }
-        })?;
-        let tls = match uri.scheme_str() {
-            Some("wss") => true,
-            Some("ws") => false,
-            Some(other) => return Err(BuildError::UnsupportedScheme(other.to_owned())),
-            None => {
-                return Err(BuildError::InvalidUrl {
-                    url: crate::redact::url(&url),
-                    reason: "no scheme; use ws:// or wss://".into(),
-                });
-            }
-        };
-        let host = match uri.host() {
-            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            _ => {
-                return Err(BuildError::InvalidUrl { url: crate::redact::url(&url), reason: "no host".into() });
-            }
-        };
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-
-        let mut request = uri
-            .clone()
-            .into_client_request()
-            .map_err(|e| BuildError::InvalidUrl { url: crate::redact::url(&url), reason: e.to_string() })?;
-        for (name, value) in &self.headers {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BuildError::InvalidHeaderName(name.clone()))?;
-            let mut v = HeaderValue::from_str(value).map_err(|_| BuildError::InvalidHeaderValue(name.clone()))?;
-            if crate::redact::is_secret_header(n.as_str()) {
-                v.set_sensitive(true);
-            }
-            request.headers_mut().append(n, v);
-        }
-        if !self.subprotocols.is_empty() {
-            for p in &self.subprotocols {
-                if p.is_empty() || !p.bytes().all(is_token_byte) {
-                    return Err(BuildError::InvalidSubprotocol(p.clone()));
-                }
-            }
-            let joined = self.subprotocols.join(", ");
-            let v = HeaderValue::from_str(&joined).map_err(|_| BuildError::InvalidSubprotocol(joined.clone()))?;
-            request.headers_mut().insert("Sec-WebSocket-Protocol", v);
+        let mut endpoints = Vec::with_capacity(1 + self.more_urls.len());
+        for u in std::iter::once(&url).chain(&self.more_urls) {
+            let mut ep = endpoint(u, &self.headers, &self.subprotocols)?;
+            ep.proxy = match &self.proxy {
+                ProxySetting::Direct => None,
+                ProxySetting::Url(p) => Some(ProxyUrl::parse(p)?),
+                ProxySetting::Env(env) => env.proxy_for(ep.tls, &ep.host, ep.port)?,
+            };
+            endpoints.push(ep);
         }
 
         if let Some(deflate) = &self.deflate {
             deflate.validate().map_err(|e| BuildError::Compression(e.to_string()))?;
-            if request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
-                return Err(BuildError::Compression(
-                    "a Sec-WebSocket-Extensions header was set by hand while compression is on; \
-                     call compression(None) to offer your own extensions"
-                        .into(),
-                ));
-            }
             let offer = tether_deflate::offer(deflate);
             let v = HeaderValue::from_str(&offer).map_err(|_| BuildError::Compression(offer.clone()))?;
-            request.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, v);
+            for ep in &mut endpoints {
+                if ep.request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
+                    return Err(BuildError::Compression(
+                        "a Sec-WebSocket-Extensions header was set by hand while compression is on; \
+                         call compression(None) to offer your own extensions"
+                            .into(),
+                    ));
+                }
+                ep.request.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, v.clone());
+            }
         }
 
         let mut core = self.core;
@@ -386,7 +469,10 @@ impl ClientBuilder {
         if let Some(e) = self.root_errors.first() {
             return Err(BuildError::InvalidCertificate(e.clone()));
         }
-        let tls_config = if tls { Some(tls::client_config(self.webpki_roots, &self.extra_roots)?) } else { None };
+        // One TLS configuration for the servers (wss://) and https:// proxies.
+        let needs_tls =
+            endpoints.iter().any(|e| e.tls || e.proxy.as_ref().is_some_and(|p| p.kind() == ProxyKind::Https));
+        let tls_config = if needs_tls { Some(tls::client_config(self.webpki_roots, &self.extra_roots)?) } else { None };
 
         let s = self.ws;
         if s.read_buffer == 0 {
@@ -414,11 +500,12 @@ impl ClientBuilder {
         Ok(ClientConfig {
             inner: Arc::new(Inner {
                 redacted_url: crate::redact::url(&url),
-                host,
-                port,
+                endpoints,
                 tls: tls_config,
-                request,
                 request_hook: self.request_hook,
+                resolver: self.resolver,
+                phase_timeouts: self.phase_timeouts,
+                eyeballs_delay: self.eyeballs_delay,
                 preamble: self.preamble,
                 core,
                 ws,
@@ -433,6 +520,12 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
             url: None,
+            more_urls: Vec::new(),
+            proxy: ProxySetting::Direct,
+            resolver: None,
+            phase_timeouts: PhaseTimeouts::default(),
+            // RFC 8305 section 5's recommended Connection Attempt Delay.
+            eyeballs_delay: Duration::from_millis(250),
             headers: Vec::new(),
             subprotocols: Vec::new(),
             core: Config::default(),
@@ -451,11 +544,6 @@ impl Default for ClientBuilder {
 
 /// The largest WebSocket frame header: 2 bytes, 8 of extended length, 4 of mask.
 const MAX_FRAME_HEADER: usize = 14;
-
-/// RFC 7230 `tchar`.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
 
 /// A per-client seed, so clients cut off together do not retry together. `RandomState` is seeded from
 /// the OS once per process and varies per instance: no extra dependency needed for this.
@@ -488,15 +576,29 @@ impl ClientConfig {
     pub fn core(&self) -> &Config {
         &self.inner.core
     }
+
+    /// Every endpoint's URL (query values redacted), in failover order: index `i` here is
+    /// `ConnectInfo::endpoint == i`.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.inner.endpoints.iter().map(|e| e.redacted_url.as_str())
+    }
+
+    /// The proxy each endpoint goes through (`scheme://host:port`, never credentials), in the same
+    /// order as [`endpoints`](Self::endpoints); `None` for a direct connection.
+    pub fn proxies(&self) -> impl Iterator<Item = Option<&ProxyUrl>> {
+        self.inner.endpoints.iter().map(|e| e.proxy.as_ref())
+    }
 }
 
 pub(crate) struct Inner {
     pub(crate) redacted_url: String,
-    pub(crate) host: String,
-    pub(crate) port: u16,
+    /// At least one.
+    pub(crate) endpoints: Vec<Endpoint>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    pub(crate) request: HttpRequest,
     pub(crate) request_hook: Option<RequestHook>,
+    pub(crate) resolver: Option<Resolver>,
+    pub(crate) phase_timeouts: PhaseTimeouts,
+    pub(crate) eyeballs_delay: Duration,
     pub(crate) preamble: Vec<Message>,
     pub(crate) core: Config,
     pub(crate) ws: WebSocketConfig,
@@ -532,7 +634,7 @@ mod tests {
             b("wss://x/").add_root_certificates_pem(b"garbage").build(),
             Err(BuildError::InvalidCertificate(_))
         ));
-        let bad = DeflateConfig { client_max_window_bits: 8, ..DeflateConfig::default() };
+        let bad = DeflateConfig::default().client_max_window_bits(8);
         assert!(matches!(b("ws://x/").compression(Some(bad)).build(), Err(BuildError::Compression(_))));
         assert!(matches!(
             b("ws://x/").header("Sec-WebSocket-Extensions", "foo").build(),
@@ -544,16 +646,19 @@ mod tests {
     #[test]
     fn compression_is_offered_by_default() {
         let c = ClientBuilder::new("ws://x/").build().unwrap();
-        assert_eq!(c.inner.request.headers()["sec-websocket-extensions"], "permessage-deflate; client_max_window_bits");
+        assert_eq!(
+            c.inner.endpoints[0].request.headers()["sec-websocket-extensions"],
+            "permessage-deflate; client_max_window_bits"
+        );
         assert_eq!(c.inner.deflate, Some(DeflateConfig::default()));
         let c = ClientBuilder::new("ws://x/").compression(None).build().unwrap();
-        assert!(!c.inner.request.headers().contains_key("sec-websocket-extensions"));
+        assert!(!c.inner.endpoints[0].request.headers().contains_key("sec-websocket-extensions"));
     }
 
     #[test]
     fn write_buffer_fits_the_largest_queued_message() {
         // Autobahn 9.1.6 / 9.2.6: a 16 MiB echo died with "Write buffer is full" under the old 16 MiB cap.
-        let queue = QueueConfig { max_bytes: 64 << 20, ..QueueConfig::default() };
+        let queue = QueueConfig::default().max_bytes(64 << 20);
         let c = ClientBuilder::new("ws://x/").queue(queue).build().unwrap();
         assert!(c.inner.ws.max_write_buffer_size > (64 << 20) + (64 << 10) + MAX_FRAME_HEADER);
     }
@@ -565,14 +670,16 @@ mod tests {
             .subprotocol("v1.json")
             .build()
             .unwrap();
-        assert_eq!(c.inner.host, "example.com");
-        assert_eq!(c.inner.port, 8443);
+        let ep = &c.inner.endpoints[0];
+        assert_eq!(ep.host, "example.com");
+        assert_eq!(ep.port, 8443);
         assert!(c.inner.tls.is_some());
         assert_eq!(c.redacted_url(), "wss://example.com:8443/feed?token=<redacted>");
-        assert!(c.inner.request.headers()["authorization"].is_sensitive());
-        assert_eq!(c.inner.request.headers()["sec-websocket-protocol"], "v1.json");
+        assert!(ep.request.headers()["authorization"].is_sensitive());
+        assert_eq!(ep.request.headers()["sec-websocket-protocol"], "v1.json");
         let c = ClientBuilder::new("ws://[::1]/").build().unwrap();
-        assert_eq!((c.inner.host.as_str(), c.inner.port), ("::1", 80));
+        let ep = &c.inner.endpoints[0];
+        assert_eq!((ep.host.as_str(), ep.port), ("::1", 80));
         // Two clients built without a seed jitter differently.
         let a = ClientBuilder::new("ws://x/").build().unwrap();
         let b = ClientBuilder::new("ws://x/").build().unwrap();

@@ -308,13 +308,8 @@ mod tests {
         // the reader's buffer and however the bytes were cut.
         // Then a message that inflates to more than the reader's buffer: its end must come out too.
         let big: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_string().into_bytes()).collect();
-        let params = DeflateParams {
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-        };
-        let cfg = DeflateConfig { threshold: Some(0), ..DeflateConfig::default() };
+        let params = DeflateParams::new(15, 15, true, true);
+        let cfg = DeflateConfig::default().threshold(Some(0));
         let compressed = Compressor::new(&cfg, &params).compress(&big).expect("compressed");
         let mut all = HELLO.to_vec();
         all.extend_from_slice(&HELLO_AGAIN_FRAGMENTED);

@@ -16,10 +16,11 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
+use async_tungstenite::tungstenite::error::ProtocolError;
 use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
@@ -33,7 +34,8 @@ use tracing::Instrument;
 
 use crate::builder::Inner;
 use crate::client::Shared;
-use crate::connect::{self, Ws};
+use crate::connect::failover::Failover;
+use crate::connect::{self, Ws, phases};
 use crate::runtime::Runtime;
 
 /// Rounds per wake-up before yielding.
@@ -64,7 +66,16 @@ impl Wake for ReadWake {
     }
 }
 
-type Opening<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, ConnectInfo), OpenError>> + Send>>;
+type OpeningFuture<R> = Pin<Box<dyn Future<Output = Result<(Ws<R>, ConnectInfo), OpenError>> + Send>>;
+
+/// A transport being opened.
+struct Opening<R: Runtime> {
+    id: TransportId,
+    fut: OpeningFuture<R>,
+    /// The phase the attempt is in (see `connect::phases`), and the last one reported to the core.
+    phase: Arc<AtomicU8>,
+    reported: u8,
+}
 
 struct Conn<R: Runtime> {
     id: TransportId,
@@ -85,8 +96,10 @@ pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     timer: Option<R::Timer>,
     armed: Option<Instant>,
-    opening: Option<(TransportId, Opening<R>)>,
+    opening: Option<Opening<R>>,
     conn: Option<Conn<R>>,
+    /// Which endpoint each attempt goes to.
+    failover: Failover,
     /// Actions taken from the core and not yet carried out, in order.
     batch: VecDeque<Action>,
     /// The Close action for this transport ends a user close: wait for the handshake.
@@ -104,6 +117,7 @@ impl<R: Runtime> Driver<R> {
         let read_wake = Arc::new(ReadWake { ready: AtomicBool::new(false), task: AtomicWaker::new() });
         Self {
             rt,
+            failover: Failover::new(cfg.endpoints.len()),
             cfg,
             shared,
             timer: None,
@@ -126,15 +140,32 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn poll_opening(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some((id, fut)) = &mut self.opening else { return false };
-        let id = *id;
-        match fut.as_mut().poll(cx) {
-            Poll::Pending => false,
+        let Some(opening) = &mut self.opening else { return false };
+        let id = opening.id;
+        match opening.fut.as_mut().poll(cx) {
+            Poll::Pending => {
+                // A new phase: the core names it if the connect timeout fires.
+                let phase = opening.phase.load(Ordering::Acquire);
+                if phase != opening.reported {
+                    opening.reported = phase;
+                    if let Some(p) = phases::decode(phase) {
+                        self.reports.push((id, TransportEvent::Progress(p)));
+                        return true;
+                    }
+                }
+                false
+            }
             Poll::Ready(result) => {
                 self.opening = None;
                 match result {
                     Ok((ws, info)) => {
-                        tracing::info!(transport = %id, handshake_ms = info.handshake.as_millis() as u64, "connected");
+                        tracing::info!(
+                            transport = %id,
+                            endpoint = info.endpoint,
+                            handshake_ms = info.handshake.as_millis() as u64,
+                            "connected"
+                        );
+                        self.failover.served(info.endpoint);
                         self.conn = Some(Conn {
                             id,
                             ws,
@@ -220,9 +251,12 @@ impl<R: Runtime> Driver<R> {
                     let (id, attempt) = (*transport, *attempt);
                     self.batch.pop_front();
                     self.conn = None;
-                    let span = tracing::info_span!("attempt", transport = %id, attempt);
-                    let fut = connect::open(self.rt.clone(), self.cfg.clone(), attempt).instrument(span);
-                    self.opening = Some((id, Box::pin(fut)));
+                    let endpoint = self.failover.choose(attempt);
+                    let span = tracing::info_span!("attempt", transport = %id, attempt, endpoint);
+                    let phase = Arc::new(AtomicU8::new(0));
+                    let fut = connect::open(self.rt.clone(), self.cfg.clone(), attempt, endpoint, phase.clone())
+                        .instrument(span);
+                    self.opening = Some(Opening { id, fut: Box::pin(fut), phase, reported: 0 });
                     progress = true;
                 }
                 Action::Send { transport, .. } | Action::Ping { transport, .. } => {
@@ -265,7 +299,7 @@ impl<R: Runtime> Driver<R> {
                     let transport = *transport;
                     self.batch.pop_front();
                     progress = true;
-                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
                         self.opening = None;
                     }
                     if self.conn.as_ref().is_some_and(|c| c.id == transport) {
@@ -276,7 +310,7 @@ impl<R: Runtime> Driver<R> {
                     let (transport, code, reason) = (*transport, *code, reason.clone());
                     self.batch.pop_front();
                     progress = true;
-                    if self.opening.as_ref().is_some_and(|(id, _)| *id == transport) {
+                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
                         self.opening = None;
                     }
                     let graceful = self.graceful_close == Some(transport);
@@ -479,20 +513,23 @@ fn to_ws(message: Message) -> WsMessage {
 }
 
 fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
-    let violation = |kind, e: WsError| TransportError::Violation { kind, detail: e.to_string() };
+    let violation = |kind, detail: String| Err(TransportError::Violation { kind, detail });
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
-        e @ WsError::Utf8(_) => Err(violation(Violation::InvalidUtf8, e)),
-        e @ WsError::Capacity(_) => Err(violation(Violation::TooBig, e)),
-        e @ WsError::Protocol(_) => Err(violation(Violation::Protocol, e)),
+        // The peer vanished (a crash, a reset): a lost connection, not a breach of the protocol.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            Err(TransportError::Io("connection reset without a closing handshake".into()))
+        }
+        // The details without tungstenite's "WebSocket protocol error: " prefix: `TransportError`'s
+        // message already says what kind of error it is.
+        WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
+        e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
+        WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
         // The server's compressed data broke a limit (1009) or the format (1002).
         WsError::Io(io) if crate::deflate::inflate_error(&io).is_some() => {
             let inflate = crate::deflate::inflate_error(&io).map(|i| (i.is_too_big(), i.to_string()));
             let (too_big, detail) = inflate.unwrap_or_default();
-            Err(TransportError::Violation {
-                kind: if too_big { Violation::TooBig } else { Violation::Protocol },
-                detail,
-            })
+            violation(if too_big { Violation::TooBig } else { Violation::Protocol }, detail)
         }
         other => Err(classify_write_error(other)),
     }
@@ -503,5 +540,27 @@ fn classify_write_error(e: WsError) -> TransportError {
         WsError::Io(e) => TransportError::Io(e.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
         other => TransportError::Io(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_say_what_happened_once() {
+        let reset = classify_read_error(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake));
+        let Err(e) = reset else { panic!("a reset is an error") };
+        assert_eq!(e, TransportError::Io("connection reset without a closing handshake".into()));
+        assert_eq!(e.to_string(), "connection I/O error: connection reset without a closing handshake");
+
+        let Err(e) = classify_read_error(WsError::Protocol(ProtocolError::NonZeroReservedBits)) else {
+            panic!("a protocol error is an error")
+        };
+        let text = e.to_string();
+        assert!(matches!(e, TransportError::Violation { kind: Violation::Protocol, .. }), "{e:?}");
+        assert_eq!(text.matches("protocol").count(), 2, "{text}"); // "broke the WebSocket protocol (protocol error)"
+        assert!(!text.contains("WebSocket protocol error"), "{text}");
+        assert_eq!(classify_read_error(WsError::ConnectionClosed), Ok(None));
     }
 }

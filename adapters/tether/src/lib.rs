@@ -15,8 +15,17 @@
 //! * [`Client::send`] returns the message id as soon as the message is queued; its [`Outcome`] arrives as
 //!   an event (or through a [`Receipt`]).
 //!
+//! Connections can go through an HTTP `CONNECT` or SOCKS5 proxy ([`ClientBuilder::proxy`], or the
+//! environment with [`ClientBuilder::proxy_from_env`]; see [`proxy`]), fail over between several
+//! endpoints ([`ClientBuilder::endpoint`]), and race a host's addresses (Happy Eyeballs). Each attempt
+//! is timed phase by phase (DNS, TCP, proxy, TLS, WebSocket handshake: [`ConnectInfo::phases`]).
+//!
+//! What may grow without breaking you: the core's rules apply (see [`tether_core`], "What you can rely
+//! on as the API grows"); here [`BuildError`] and [`ConnectError`] are `#[non_exhaustive]`, and
+//! [`ClientConfig`] is opaque (made only by [`ClientBuilder::build`], whose methods are the settings).
+//!
 //! Logging goes through `tracing`: a span per client (URL with query values redacted) and per attempt;
-//! header values that may hold secrets are never logged.
+//! header values that may hold secrets, and proxy credentials, are never logged.
 
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
@@ -28,26 +37,29 @@ mod client;
 mod connect;
 mod deflate;
 mod driver;
+mod endpoint;
 mod events;
 #[cfg(feature = "async-io")]
 mod keeper;
+pub mod proxy;
 mod redact;
 mod runtime;
 mod tls;
 
-pub use builder::{BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook};
-pub use client::{Client, Receipt, SendMessage, connect};
+pub use builder::{
+    BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook, ResolveFuture, Resolver,
+};
+pub use client::{Client, ConnectError, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use runtime::Runtime;
 pub use tether_deflate::DeflateConfig;
-pub use tls::MaybeTls;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
 pub use tether_core as core;
 pub use tether_core::{
-    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, DeadLink,
-    DeflateParams, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId,
-    MessageKind, NetworkHint, OpenError, Outcome, Overflow, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats,
-    TransportError, Verdict,
+    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, ConnectPhase,
+    DeadLink, DeflateParams, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message,
+    MessageId, MessageKind, NetworkHint, OpenError, Outcome, Overflow, ProxyError, QueueConfig, RetryPolicy, Rtt,
+    SendError, State, Stats, TransportError, Verdict,
 };

@@ -37,7 +37,7 @@ pub(crate) fn client_config(
 }
 
 /// A TCP stream, with or without TLS.
-pub enum MaybeTls<S> {
+pub(crate) enum MaybeTls<S> {
     /// `ws://`
     Plain(S),
     /// `wss://`

@@ -7,7 +7,7 @@
 //! use futures::StreamExt;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = tether_tokio::ClientBuilder::new("wss://example.com/feed").build()?;
-//! let (client, mut events) = tether_tokio::connect(config)?;
+//! let (client, mut events) = tether_tokio::connect(config)?; // fails only outside a tokio runtime
 //! client.send("hello").await?;
 //! while let Some(event) = events.next().await {
 //!     println!("{event:?}");
@@ -34,15 +34,14 @@ pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
 }
 
-/// `connect` was called outside a tokio runtime.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no tokio runtime here: call tether_tokio::connect from inside a tokio runtime (e.g. #[tokio::main])")]
-pub struct NoRuntime;
-
 impl TokioRuntime {
-    /// The runtime of the current context.
-    pub fn current() -> Result<Self, NoRuntime> {
-        tokio::runtime::Handle::try_current().map(|handle| Self { handle }).map_err(|_| NoRuntime)
+    /// The runtime of the current context; [`ConnectError::NoRuntime`] outside one.
+    pub fn current() -> Result<Self, ConnectError> {
+        tokio::runtime::Handle::try_current().map(|handle| Self { handle }).map_err(|_| ConnectError::NoRuntime {
+            runtime: "tokio",
+            fix: "call tether_tokio::connect from inside a tokio runtime (e.g. #[tokio::main]), or use \
+                  tether::connect(TokioRuntime::with_handle(handle), config)",
+        })
     }
 
     /// A specific runtime.
@@ -105,6 +104,9 @@ impl Runtime for TokioRuntime {
 }
 
 /// Starts a client on the current tokio runtime. See [`tether::connect`].
-pub fn connect(config: ClientConfig) -> Result<(Client, Events), NoRuntime> {
+///
+/// The same shape as `tether_smol::connect` and `tether_async_std::connect`; it fails with
+/// [`ConnectError::NoRuntime`] when called outside a tokio runtime (tokio has no global one).
+pub fn connect(config: ClientConfig) -> Result<(Client, Events), ConnectError> {
     Ok(tether::connect(TokioRuntime::current()?, config))
 }

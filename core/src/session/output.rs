@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::{Session, record_outcome};
-use crate::timer::min_opt;
-use crate::{Action, Event, State};
+use super::Session;
+use super::state::Stage;
+use crate::timer::Timer;
+use crate::{Action, Event};
 
 impl Session {
     /// The next thing for the driver to do. Call until `None` after every input.
@@ -18,29 +19,25 @@ impl Session {
         if let Some(a) = self.actions.pop_front() {
             return Some(a);
         }
-        let transport = self.transport?;
-        let draining = match (&self.state, &self.close) {
-            (State::Connected, _) => false,
-            (State::Closing, Some(c)) if !c.sent => true,
+        let (open, draining) = match &mut self.stage {
+            Stage::Connected { open, .. } => (open, false),
+            Stage::Closing { open, close } if !close.sent => (open, true),
             _ => return None,
         };
-        if let Some(message) = self.preamble.get(self.preamble_sent) {
-            self.preamble_sent += 1;
+        let transport = open.transport;
+        if let Some(message) = self.preamble.get(open.preamble.handed) {
+            open.preamble.handed += 1;
             // Counted as sent when the driver reports it flushed, like every other message.
-            self.preamble_unflushed.push_back(message.len());
+            open.preamble.unflushed.push_back(message.len());
             return Some(Action::Send { transport, id: None, message: message.clone() });
         }
-        let (events, stats) = (&mut self.events, &mut self.stats);
-        let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut |id, outcome| {
-            record_outcome(events, stats, id, outcome)
-        });
-        // Expired heads may have made room.
-        self.after_input();
+        let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink());
+        // Expired heads may have made room, and the head's expiry moved.
+        self.settle();
         if let Some((id, message)) = next {
             return Some(Action::Send { transport, id: Some(id), message });
         }
-        if draining {
-            let close = self.close.as_mut()?;
+        if draining && let Stage::Closing { close, .. } = &mut self.stage {
             close.sent = true;
             return Some(Action::Close { transport, code: close.code, reason: close.reason.clone() });
         }
@@ -55,15 +52,18 @@ impl Session {
     pub fn drain_actions(&mut self, into: &mut VecDeque<Action>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
-            let plain =
-                self.actions.is_empty() && self.state == State::Connected && self.preamble_sent >= self.preamble.len();
-            if let (true, Some(transport)) = (plain, self.transport) {
+            let plain = match &self.stage {
+                Stage::Connected { open, .. } if self.actions.is_empty() => {
+                    (open.preamble.handed >= self.preamble.len()).then_some(open.transport)
+                }
+                _ => None,
+            };
+            if let Some(transport) = plain {
                 // What `poll_action` does in this state, without re-deciding the state per message.
-                let (events, stats) = (&mut self.events, &mut self.stats);
-                let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut |id, outcome| {
-                    record_outcome(events, stats, id, outcome)
-                });
-                self.after_input();
+                let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink());
+                if self.queue.take_unblocked(&self.cfg.queue) {
+                    self.report.push(Event::QueueUnblocked);
+                }
                 let Some((id, message)) = next else { break };
                 into.push_back(Action::Send { transport, id: Some(id), message });
             } else {
@@ -72,13 +72,14 @@ impl Session {
             }
             n += 1;
         }
+        self.timers.put(Timer::Expiry, self.queue.next_expiry());
         n
     }
 
     /// The next event for the application. Call until `None` after every input.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.report.events.pop_front()
     }
 
     /// Moves up to `max` events, oldest first, to the back of `into`; returns whether none are left.
@@ -87,13 +88,13 @@ impl Session {
     /// events over in batches: when `into` is empty and everything fits, the two buffers are swapped
     /// instead of moving each event.
     pub fn drain_events(&mut self, into: &mut VecDeque<Event>, max: usize) -> bool {
-        let n = self.events.len().min(max);
-        if n == self.events.len() && into.is_empty() {
-            std::mem::swap(into, &mut self.events);
+        let n = self.report.events.len().min(max);
+        if n == self.report.events.len() && into.is_empty() {
+            std::mem::swap(into, &mut self.report.events);
         } else {
-            into.extend(self.events.drain(..n));
+            into.extend(self.report.events.drain(..n));
         }
-        self.events.is_empty()
+        self.report.events.is_empty()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has something to do; `None`: nothing is
@@ -101,10 +102,6 @@ impl Session {
     /// `now` handled unless `handle_timeout` has not yet been called for it.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.timers.next();
-        if let (Some(hb), Some(cfg), State::Connected) = (&self.heartbeat, &self.cfg.heartbeat, self.state) {
-            next = min_opt(next, Some(hb.deadline(cfg)));
-        }
-        min_opt(next, self.queue.next_expiry())
+        self.timers.next()
     }
 }

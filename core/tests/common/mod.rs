@@ -15,25 +15,18 @@ pub fn secs(n: u64) -> Duration {
 
 /// A config with exact (unjittered) delays, so tests can name instants.
 pub fn exact() -> Config {
-    Config {
-        backoff: BackoffConfig {
-            jitter: Jitter::None,
-            base: ms(100),
-            max_delay: secs(2),
-            stable_after: secs(1),
-            ..BackoffConfig::default()
-        },
-        connect_timeout: secs(1),
-        close_timeout: secs(1),
-        heartbeat: Some(HeartbeatConfig {
-            interval: secs(2),
-            pong_timeout: secs(1),
-            tolerated_misses: 0,
-            receive_idle: None,
-            late_tolerance: ms(500),
-        }),
-        ..Config::default()
-    }
+    Config::default()
+        .backoff(BackoffConfig::default().jitter(Jitter::None).base(ms(100)).max_delay(secs(2)).stable_after(secs(1)))
+        .connect_timeout(secs(1))
+        .close_timeout(secs(1))
+        .heartbeat(Some(
+            HeartbeatConfig::default()
+                .interval(secs(2))
+                .pong_timeout(secs(1))
+                .tolerated_misses(0)
+                .receive_idle(None)
+                .late_tolerance(ms(500)),
+        ))
 }
 
 pub struct H {
@@ -189,4 +182,40 @@ pub fn sent_texts(acts: &[Action]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The edges of the state diagram documented on [`State`]: the specification the tests hold the
+/// session to (the core's own table is private).
+pub fn legal_transition(from: State, to: State) -> bool {
+    use State::*;
+    matches!(
+        (from, to),
+        (Idle, Connecting)
+            | (Idle, Closed)
+            | (Connecting, Connected)
+            | (Connecting, Reconnecting)
+            | (Connecting, Failed)
+            | (Connecting, Closed)
+            | (Connected, Reconnecting)
+            | (Connected, Failed)
+            | (Connected, Closing)
+            | (Reconnecting, Connecting)
+            | (Reconnecting, Closed)
+            | (Closing, Closed)
+            | (Closed, Connecting)
+            | (Failed, Connecting)
+    )
+}
+
+/// The range a delay for the `failures`-th consecutive failure must lie in, per [`Jitter`]'s
+/// documentation (decorrelated: over any history); `None` for a jitter mode added since.
+pub fn backoff_bounds(b: &BackoffConfig, failures: u32) -> Option<(Duration, Duration)> {
+    let exp = b.exponential(failures);
+    Some(match b.jitter {
+        Jitter::None => (exp, exp),
+        Jitter::Full => (Duration::ZERO, exp),
+        Jitter::Equal => (exp / 2, exp),
+        Jitter::Decorrelated => (b.base.min(b.max_delay), b.max_delay),
+        _ => return None,
+    })
 }

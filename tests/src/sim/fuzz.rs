@@ -14,6 +14,7 @@ use tether_core::{
 
 use super::harness::Harness;
 use super::invariants::Violation;
+use super::spec::backoff_bounds;
 
 /// Most actions drained after one input; the `Drain` op drains more.
 const DRAIN_CAP: usize = 16;
@@ -57,36 +58,40 @@ impl Params {
         let mut retry = RetryPolicy::default();
         retry.try_again_later = ms(self.try_again_later_ms);
         retry.max_server_delay = ms(self.max_server_delay_ms);
-        Config {
-            connect_timeout: ms(self.connect_timeout_ms),
-            close_timeout: ms(self.close_timeout_ms),
-            backoff: BackoffConfig {
-                base,
-                factor: 1.0 + f64::from(self.factor_quarters % 16) / 4.0,
-                max_delay: base + Duration::from_millis(u64::from(self.extra_max_delay_ms)),
-                jitter: [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
-                max_attempts: self.max_attempts.map(|n| u32::from(n).max(1)),
-                give_up_after: self.give_up_after_ms.map(ms),
-                stable_after: ms(self.stable_after_ms),
-                immediate_first_retry: self.immediate_first_retry,
-            },
-            heartbeat: self.heartbeat.map(|(interval, pong, misses, idle, late)| HeartbeatConfig {
-                interval: ms(interval),
-                pong_timeout: ms(pong),
-                tolerated_misses: u32::from(misses % 4),
-                receive_idle: idle.map(ms),
-                late_tolerance: Duration::from_millis(u64::from(late)),
-            }),
-            queue: QueueConfig {
-                max_messages: usize::from(self.max_messages).max(1),
-                max_bytes: usize::from(self.max_bytes).max(1),
-                overflow: if self.drop_oldest { Overflow::DropOldest } else { Overflow::Reject },
-                ttl: self.ttl_ms.map(ms),
-                in_flight: if self.requeue { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon },
-            },
-            retry,
-            seed: self.seed,
-        }
+        Config::default()
+            .connect_timeout(ms(self.connect_timeout_ms))
+            .close_timeout(ms(self.close_timeout_ms))
+            .backoff(
+                BackoffConfig::default()
+                    .base(base)
+                    .factor(1.0 + f64::from(self.factor_quarters % 16) / 4.0)
+                    .max_delay(base + Duration::from_millis(u64::from(self.extra_max_delay_ms)))
+                    .jitter(
+                        [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
+                    )
+                    .max_attempts(self.max_attempts.map(|n| u32::from(n).max(1)))
+                    .give_up_after(self.give_up_after_ms.map(ms))
+                    .stable_after(ms(self.stable_after_ms))
+                    .immediate_first_retry(self.immediate_first_retry),
+            )
+            .heartbeat(self.heartbeat.map(|(interval, pong, misses, idle, late)| {
+                HeartbeatConfig::default()
+                    .interval(ms(interval))
+                    .pong_timeout(ms(pong))
+                    .tolerated_misses(u32::from(misses % 4))
+                    .receive_idle(idle.map(ms))
+                    .late_tolerance(Duration::from_millis(u64::from(late)))
+            }))
+            .queue(
+                QueueConfig::default()
+                    .max_messages(usize::from(self.max_messages).max(1))
+                    .max_bytes(usize::from(self.max_bytes).max(1))
+                    .overflow(if self.drop_oldest { Overflow::DropOldest } else { Overflow::Reject })
+                    .ttl(self.ttl_ms.map(ms))
+                    .in_flight(if self.requeue { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon }),
+            )
+            .retry(retry)
+            .seed(self.seed)
     }
 }
 
@@ -400,36 +405,40 @@ impl RawConfig {
         let mut retry = RetryPolicy::default();
         retry.try_again_later = d[9];
         retry.max_server_delay = d[10];
-        Config {
-            connect_timeout: d[0],
-            close_timeout: d[1],
-            backoff: BackoffConfig {
-                base: d[2],
-                factor: self.factor,
-                max_delay: d[3],
-                jitter: [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
-                max_attempts: self.max_attempts,
-                give_up_after: self.options[0].then_some(d[4]),
-                stable_after: d[5],
-                immediate_first_retry: self.options[1],
-            },
-            heartbeat: self.options[2].then(|| HeartbeatConfig {
-                interval: d[6],
-                pong_timeout: d[7],
-                tolerated_misses: self.misses,
-                receive_idle: self.options[3].then_some(d[8]),
-                late_tolerance: d[4],
-            }),
-            queue: QueueConfig {
-                max_messages: self.max_messages,
-                max_bytes: self.max_bytes,
-                overflow: if self.flags[0] { Overflow::DropOldest } else { Overflow::Reject },
-                ttl: self.options[4].then_some(d[8]),
-                in_flight: if self.flags[1] { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon },
-            },
-            retry,
-            seed: self.seed,
-        }
+        Config::default()
+            .connect_timeout(d[0])
+            .close_timeout(d[1])
+            .backoff(
+                BackoffConfig::default()
+                    .base(d[2])
+                    .factor(self.factor)
+                    .max_delay(d[3])
+                    .jitter(
+                        [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated][usize::from(self.jitter % 4)],
+                    )
+                    .max_attempts(self.max_attempts)
+                    .give_up_after(self.options[0].then_some(d[4]))
+                    .stable_after(d[5])
+                    .immediate_first_retry(self.options[1]),
+            )
+            .heartbeat(self.options[2].then(|| {
+                HeartbeatConfig::default()
+                    .interval(d[6])
+                    .pong_timeout(d[7])
+                    .tolerated_misses(self.misses)
+                    .receive_idle(self.options[3].then_some(d[8]))
+                    .late_tolerance(d[4])
+            }))
+            .queue(
+                QueueConfig::default()
+                    .max_messages(self.max_messages)
+                    .max_bytes(self.max_bytes)
+                    .overflow(if self.flags[0] { Overflow::DropOldest } else { Overflow::Reject })
+                    .ttl(self.options[4].then_some(d[8]))
+                    .in_flight(if self.flags[1] { InFlightPolicy::Requeue } else { InFlightPolicy::Abandon }),
+            )
+            .retry(retry)
+            .seed(self.seed)
     }
 }
 
@@ -442,7 +451,7 @@ pub fn config(data: &[u8]) {
     let b = &cfg.backoff;
     if valid {
         for n in [1, 2, 3, 10, 64, u32::MAX] {
-            let (lo, hi) = b.bounds(n);
+            let (lo, hi) = backoff_bounds(b, n).expect("every jitter mode the fuzzer draws is in spec");
             assert!(lo <= hi, "bounds({n}) = [{lo:?}, {hi:?}]");
             assert!(b.exponential(n) <= b.max_delay, "exponential({n}) above max_delay");
         }
@@ -519,10 +528,80 @@ pub fn parsers(data: &[u8]) {
         }
         Verdict::Retry => panic!("HTTP {status} with Retry-After ignored it"),
         Verdict::Fatal => assert!(!matches!(status, 408 | 429 | 500..=599), "HTTP {status} fatal"),
+        other => panic!("HTTP {status}: verdict {other:?} unknown to this target"),
     }
     match p.classify_close(Some(code)) {
         Verdict::RetryAfter(d) => assert!(code == 1013 && d <= p.max_server_delay),
         Verdict::Fatal => assert!(matches!(code, 1002 | 1003 | 1007..=1010 | 1015), "close {code} fatal"),
         Verdict::Retry => assert!(!matches!(code, 1002 | 1003 | 1007..=1010 | 1013 | 1015), "close {code} retried"),
+        other => panic!("close {code}: verdict {other:?} unknown to this target"),
     }
+}
+
+/// The proxy handshakes (`tether::proxy::{HttpConnect, Socks5}`), proxy URLs and `no_proxy` on
+/// untrusted bytes. The first byte picks the handshake and its settings, the second the chunk size;
+/// the rest is the proxy's answer. Invariants: no panic; the verdict does not depend on the chunking;
+/// SOCKS5 never asks for more than a message can hold, and says nothing more once it has failed; a
+/// parsed proxy URL never shows its password.
+pub fn proxy_handshakes(data: &[u8]) {
+    use tether::proxy::{Credentials, HttpConnect, ProxyEnv, ProxyUrl, Socks5, SocksTarget};
+    let [mode, chunk, rest @ ..] = data else { return };
+    let chunk = usize::from(*chunk).max(1);
+    let creds = (mode & 1 == 1).then(|| Credentials::new("user", "fuzz-s3cret"));
+    if mode & 2 == 0 {
+        let whole = HttpConnect::new("h.example", 443, creds.as_ref()).handle_input(rest);
+        let mut c = HttpConnect::new("h.example", 443, creds.as_ref());
+        let mut chunked = Ok(None);
+        let mut fed = 0;
+        for part in rest.chunks(chunk) {
+            chunked = c.handle_input(part);
+            fed += part.len();
+            match &chunked {
+                Ok(None) => {}
+                Ok(Some(extra)) => {
+                    chunked = Ok(Some(extra + rest.len() - fed));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert_eq!(whole.is_ok(), chunked.is_ok(), "HTTP verdict depends on chunking: {whole:?} vs {chunked:?}");
+        if let (Ok(a), Ok(b)) = (&whole, &chunked) {
+            assert_eq!(a, b, "extra bytes depend on chunking");
+        }
+    } else {
+        let target = if mode & 4 == 0 {
+            SocksTarget::Addr(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))
+        } else {
+            SocksTarget::Domain("h.example".into(), 443)
+        };
+        let Ok(mut whole) = Socks5::new(target.clone(), creds.clone()) else { panic!("valid SOCKS5 settings refused") };
+        let a = whole.handle_input(rest);
+        let Ok(mut s) = Socks5::new(target, creds) else { panic!("valid SOCKS5 settings refused") };
+        let mut b = Ok(false);
+        for part in rest.chunks(chunk) {
+            assert!(s.wants() <= 257, "SOCKS5 wants {} bytes", s.wants());
+            let _ = s.take_output();
+            b = s.handle_input(part);
+            if b.is_err() {
+                assert_eq!(s.wants(), 0, "a failed handshake asks for more");
+                assert!(s.take_output().is_empty(), "a failed handshake has more to say");
+                break;
+            }
+        }
+        assert_eq!(a.is_ok(), b.is_ok(), "SOCKS5 verdict depends on chunking: {a:?} vs {b:?}");
+    }
+    let text = String::from_utf8_lossy(rest);
+    if let Ok(p) = ProxyUrl::parse(&text) {
+        let shown = format!("{p} {p:?}");
+        assert!(!shown.contains('@'), "a proxy URL shows its user-info: {shown}");
+    }
+    let np = text.clone().into_owned();
+    let env = ProxyEnv::with_lookup(move |k| match k {
+        "http_proxy" => Some("http://proxy.example:3128".into()),
+        "no_proxy" => Some(np.clone()),
+        _ => None,
+    });
+    let _ = env.proxy_for(mode & 8 == 0, "h.example", 80);
+    let _ = env.proxy_for(false, "10.1.2.3", u16::from(data[1]));
 }

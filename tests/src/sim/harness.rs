@@ -46,12 +46,17 @@ impl Trace {
 fn fmt_event(e: &Event, epoch: Instant) -> String {
     let rel = |t: Instant| format!("+{:?}", t.saturating_duration_since(epoch));
     match e {
-        Event::RetryScheduled { attempt, delay, at } => {
+        Event::RetryScheduled { attempt, delay, at, .. } => {
             format!("RetryScheduled {{ attempt: {attempt}, delay: {delay:?}, at: {} }}", rel(*at))
         }
-        Event::Disconnected { cause, next_attempt_at } => {
+        Event::Disconnected { cause, next_attempt_at, .. } => {
             format!("Disconnected {{ cause: {cause:?}, next_attempt_at: {:?} }}", next_attempt_at.map(rel))
         }
+        // What the driver learned opening it is not the core's doing: only the handshake time it records.
+        Event::Connected { transport, attempt, reconnect, info } => format!(
+            "Connected {{ transport: {transport:?}, attempt: {attempt}, reconnect: {reconnect}, handshake: {:?} }}",
+            info.handshake
+        ),
         e => format!("{e:?}"),
     }
 }
@@ -235,7 +240,11 @@ impl Harness {
 
     /// `handle_transport`.
     pub fn transport(&mut self, id: TransportId, ev: TransportEvent) -> Result<Vec<Action>, Violation> {
-        self.log(|| format!("net    {id} {ev:?}"));
+        self.log(|| match &ev {
+            // Only the handshake time of what the driver learned is the core's business (see fmt_event).
+            TransportEvent::Opened(info) => format!("net    {id} Opened(handshake {:?})", info.handshake),
+            ev => format!("net    {id} {ev:?}"),
+        });
         self.chk.before_input(&self.s, self.now, false);
         self.chk.on_transport_input(id, &ev);
         self.s.handle_transport(self.now, id, ev);

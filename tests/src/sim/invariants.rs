@@ -1,5 +1,5 @@
 //! The invariants of the core, checked from outside: only its public API (events, actions, stats,
-//! getters, [`State::can_transition_to`], [`tether_core::BackoffConfig::bounds`], the [`Config`]) is
+//! getters, [`spec::legal_transition`](super::spec::legal_transition), [`spec::backoff_bounds`](super::spec::backoff_bounds), the [`Config`]) is
 //! used, never its internals. The simulator and the fuzz targets share this checker.
 //!
 //! The checker keeps its own model of what the documentation promises: which messages were accepted,
@@ -15,6 +15,8 @@ use tether_core::{
     Action, Cause, Config, Event, FailReason, InFlightPolicy, Message, MessageId, OpenError, Outcome, Overflow,
     Session, State, TransportEvent, TransportId,
 };
+
+use super::spec::{backoff_bounds, legal_transition, outcome_index};
 
 /// A broken invariant: which one, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,10 +149,6 @@ pub struct Checker {
     preamble: HashMap<TransportId, (usize, usize)>,
     /// Preamble messages the session should count as sent.
     preamble_flushed: u64,
-}
-
-fn outcome_index(o: Outcome) -> usize {
-    Outcome::ALL.iter().position(|x| *x == o).expect("Outcome::ALL is exhaustive")
 }
 
 impl Checker {
@@ -388,7 +386,13 @@ impl Checker {
             (Duration::ZERO, Duration::ZERO)
         } else {
             self.draws = self.draws.saturating_add(1);
-            b.bounds(self.draws)
+            let Some(bounds) = backoff_bounds(b, self.draws) else {
+                return Err(Violation {
+                    invariant: BACKOFF,
+                    detail: format!("jitter {:?} has no bounds in spec", b.jitter),
+                });
+            };
+            bounds
         };
         let (lo, hi) = match loss.expect {
             Expect::RetryAfter(min) => (lo.max(min), hi.max(min)),
@@ -446,6 +450,7 @@ impl Checker {
                 );
                 ensure!(*last == loss.cause, GIVE_UP, "BudgetExhausted last {last}, loss {}", loss.cause);
             }
+            other => return Err(Violation { invariant: GIVE_UP, detail: format!("Failed({other}) not in spec") }),
         }
         Ok(())
     }
@@ -475,11 +480,17 @@ impl Checker {
                 ensure!(self.cfg.queue.overflow == Overflow::DropOldest, OUTCOME, "{id} Dropped under Reject");
             }
             Outcome::Aborted => ensure!(m.handed_on.is_none(), OUTCOME, "{id} Aborted while in flight"),
+            other => {
+                return Err(Violation { invariant: OUTCOME, detail: format!("{id}: outcome {other:?} not in spec") });
+            }
         }
         m.outcome = Some(outcome);
         self.open_count -= 1;
         self.open_bytes -= m.message.len();
-        self.outcomes[outcome_index(outcome)] += 1;
+        let Some(i) = outcome_index(outcome) else {
+            return Err(Violation { invariant: OUTCOME, detail: format!("{outcome:?} is not in spec::OUTCOMES") });
+        };
+        self.outcomes[i] += 1;
         self.in_flight.retain(|x| *x != id);
         Ok(())
     }
@@ -489,7 +500,7 @@ impl Checker {
         match e {
             Event::StateChanged { from, to, cause } => {
                 ensure!(*from == self.state, TRANSITION, "{from:?} -> {to:?} but the state was {:?}", self.state);
-                ensure!(from.can_transition_to(*to), TRANSITION, "illegal {from:?} -> {to:?} ({cause})");
+                ensure!(legal_transition(*from, *to), TRANSITION, "illegal {from:?} -> {to:?} ({cause})");
                 ensure!(self.loss.is_none(), BACKOFF, "a loss got neither RetryScheduled nor Failed");
                 if matches!(from, State::Connecting | State::Connected)
                     && matches!(to, State::Reconnecting | State::Failed)
@@ -507,7 +518,7 @@ impl Checker {
                 }
                 self.state = *to;
             }
-            Event::RetryScheduled { attempt, delay, at } => self.on_retry_scheduled(*attempt, *delay, *at)?,
+            Event::RetryScheduled { attempt, delay, at, .. } => self.on_retry_scheduled(*attempt, *delay, *at)?,
             Event::Failed(reason) => self.on_failed(reason)?,
             Event::Outcome { id, outcome } => self.on_outcome(*id, *outcome)?,
             Event::Requeued { id } => {
@@ -531,6 +542,7 @@ impl Checker {
                 )
             }
             Event::Disconnected { .. } | Event::Message(_) | Event::QueueUnblocked | Event::Closed { .. } => {}
+            other => return Err(Violation { invariant: TRANSITION, detail: format!("event {other:?} not in spec") }),
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! * [`world`]: the event loop ([`world::World::step`]).
 //! * [`harness`] and [`invariants`]: the checked driver side, shared with the fuzz targets.
 //! * [`coverage`]: what the runs reached.
+//! * [`spec`]: the state diagram and backoff bounds the checks hold the core to.
 //! * [`fuzz`]: the bodies of the cargo-fuzz targets, so stable `cargo test` replays their corpus.
 
 pub mod coverage;
@@ -17,6 +18,7 @@ pub mod link;
 pub mod rng;
 pub mod scenario;
 pub mod server;
+pub mod spec;
 pub mod user;
 pub mod world;
 

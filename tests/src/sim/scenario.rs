@@ -149,16 +149,15 @@ fn weighted(rng: &mut SimRng) -> PhaseKind {
 fn generate_config(rng: &mut SimRng, link: &LinkParams, known_bugs: bool) -> Config {
     let base = rng.ms(10, 1_000);
     let max_delay = (base * rng.range(1, 60) as u32).min(Duration::from_secs(30)).max(base);
-    let backoff = BackoffConfig {
-        base,
-        factor: rng.pick(&[1.0, 1.5, 2.0, 3.0]),
-        max_delay,
-        jitter: rng.pick(&[Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]),
-        max_attempts: rng.chance(0.2).then(|| rng.range(1, 8) as u32),
-        give_up_after: rng.chance(0.15).then(|| rng.ms(2_000, 60_000)),
-        stable_after: rng.ms(200, 10_000),
-        immediate_first_retry: rng.chance(0.4),
-    };
+    let backoff = BackoffConfig::default()
+        .base(base)
+        .factor(rng.pick(&[1.0, 1.5, 2.0, 3.0]))
+        .max_delay(max_delay)
+        .jitter(rng.pick(&[Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated]))
+        .max_attempts(rng.chance(0.2).then(|| rng.range(1, 8) as u32))
+        .give_up_after(rng.chance(0.15).then(|| rng.ms(2_000, 60_000)))
+        .stable_after(rng.ms(200, 10_000))
+        .immediate_first_retry(rng.chance(0.4));
     // A pong that is merely slow must never be taken for a dead link: the pong timeout exceeds the
     // slowest round trip, and the receive-idle timeout exceeds the longest gap between pongs.
     let rtt = link.max_one_way() * 2;
@@ -167,31 +166,21 @@ fn generate_config(rng: &mut SimRng, link: &LinkParams, known_bugs: bool) -> Con
         let _ = known_bugs;
         let interval = rng.ms(1_000, 10_000);
         let pong_timeout = rtt + rng.ms(1, 6_000);
-        HeartbeatConfig {
-            interval,
-            pong_timeout,
-            tolerated_misses: rng.range(0, 2) as u32,
-            receive_idle: rng.chance(0.25).then(|| interval + pong_timeout + rng.ms(0, 5_000)),
-            late_tolerance: rng.ms(200, 3_000),
-        }
+        HeartbeatConfig::default()
+            .interval(interval)
+            .pong_timeout(pong_timeout)
+            .tolerated_misses(rng.range(0, 2) as u32)
+            .receive_idle(rng.chance(0.25).then(|| interval + pong_timeout + rng.ms(0, 5_000)))
+            .late_tolerance(rng.ms(200, 3_000))
     });
-    let queue = QueueConfig {
-        max_messages: rng.range(1, 64) as usize,
-        max_bytes: rng.range(200, 20_000) as usize,
-        overflow: rng.pick(&[Overflow::Reject, Overflow::DropOldest]),
-        ttl: rng.chance(0.3).then(|| rng.ms(100, 20_000)),
-        in_flight: rng.pick(&[InFlightPolicy::Abandon, InFlightPolicy::Requeue]),
-    };
-    let mut cfg = Config {
-        // A healthy server must be reachable within the connect timeout, even over a lossy link.
-        connect_timeout: rng.ms(500, 8_000).max(rtt + Duration::from_millis(1)),
-        close_timeout: rng.ms(300, 5_000),
-        backoff,
-        heartbeat,
-        queue,
-        seed: rng.next_u64(),
-        ..Config::default()
-    };
+    let queue = QueueConfig::default()
+        .max_messages(rng.range(1, 64) as usize)
+        .max_bytes(rng.range(200, 20_000) as usize)
+        .overflow(rng.pick(&[Overflow::Reject, Overflow::DropOldest]))
+        .ttl(rng.chance(0.3).then(|| rng.ms(100, 20_000)))
+        .in_flight(rng.pick(&[InFlightPolicy::Abandon, InFlightPolicy::Requeue]));
+    let mut cfg = // A healthy server must be reachable within the connect timeout, even over a lossy link.
+Config::default().connect_timeout(rng.ms(500, 8_000).max(rtt + Duration::from_millis(1))).close_timeout(rng.ms(300, 5_000)).backoff(backoff).heartbeat(heartbeat).queue(queue).seed(rng.next_u64());
     cfg.retry.try_again_later = rng.ms(100, 20_000);
     cfg.retry.max_server_delay = rng.ms(500, 60_000);
     cfg

@@ -4,7 +4,7 @@
 //! the link (deliveries) or the script (server, user), handles it, and checks every invariant.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -87,7 +87,8 @@ pub struct World {
     rng: SimRng,
     queue: BinaryHeap<Item>,
     seq: u64,
-    conns: HashMap<TransportId, Conn>,
+    // Ordered: the simulator iterates it, and its runs must not depend on a hasher's seed.
+    conns: BTreeMap<TransportId, Conn>,
     keys: HashMap<u64, MessageId>,
     next_key: u64,
     receipts: HashMap<MessageId, u32>,
@@ -123,7 +124,7 @@ impl World {
             h,
             queue: BinaryHeap::new(),
             seq: 0,
-            conns: HashMap::new(),
+            conns: BTreeMap::new(),
             keys: HashMap::new(),
             next_key: 0,
             receipts: HashMap::new(),

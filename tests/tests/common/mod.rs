@@ -1,2 +1,3 @@
 //! Code shared by the integration suites.
+pub mod peers;
 pub mod runtimes;

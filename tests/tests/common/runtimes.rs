@@ -45,7 +45,7 @@ impl Rt for Smol {
         smol::block_on(f)
     }
     fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_smol::connect(cfg)
+        tether_smol::connect(cfg).expect("smol needs no runtime handle")
     }
     async fn sleep(d: Duration) {
         smol::Timer::after(d).await;
@@ -62,7 +62,7 @@ impl Rt for AsyncStd {
         async_std::task::block_on(f)
     }
     fn connect(cfg: ClientConfig) -> (Client, Events) {
-        tether_async_std::connect(cfg)
+        tether_async_std::connect(cfg).expect("async-std needs no runtime handle")
     }
     async fn sleep(d: Duration) {
         async_std::task::sleep(d).await

@@ -74,11 +74,12 @@ impl Rt {
 
     /// A Tether client on this runtime.
     pub fn tether(self, cfg: ClientConfig) -> (Client, Events) {
-        match self {
-            Rt::Tokio => tether_tokio::connect(cfg).expect("inside a tokio runtime"),
+        let started = match self {
+            Rt::Tokio => tether_tokio::connect(cfg),
             Rt::Smol => tether_smol::connect(cfg),
             Rt::AsyncStd => tether_async_std::connect(cfg),
-        }
+        };
+        started.expect("called inside the runtime")
     }
 }
 

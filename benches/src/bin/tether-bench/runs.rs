@@ -171,12 +171,10 @@ pub struct Reconnect {
 /// Reconnect: the server is killed (SIGKILL) and restarted at once on the same port; the client
 /// (backoff 200 ms, no jitter, stable after 50 ms) reconnects. Returns the samples and the server.
 pub async fn tether_reconnects(rt: Rt, mut server: Server, cpu: Option<usize>, n: usize) -> (Vec<Reconnect>, Server) {
-    let backoff = BackoffConfig {
-        base: Duration::from_millis(200),
-        jitter: Jitter::None,
-        stable_after: Duration::from_millis(50),
-        ..BackoffConfig::default()
-    };
+    let backoff = BackoffConfig::default()
+        .base(Duration::from_millis(200))
+        .jitter(Jitter::None)
+        .stable_after(Duration::from_millis(50));
     let cfg = ClientBuilder::new(server.url(tether_benches::SINK)).backoff(backoff).build().expect("valid config");
     let (client, mut events) = rt.tether(cfg);
     wait_connected(&mut events).await;
