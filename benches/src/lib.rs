@@ -118,7 +118,7 @@ pub fn tick(i: u64) -> String {
         price,
         (mix >> 5) % 100,
         mix % 100_000_000,
-        if mix % 3 == 0 { "buy" } else { "sell" },
+        if mix.is_multiple_of(3) { "buy" } else { "sell" },
         (i / 60_000) % 60,
         (i / 1000) % 60,
         (i * 997) % 1_000_000

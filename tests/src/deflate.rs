@@ -370,7 +370,7 @@ pub fn rewriter(data: &[u8]) {
                 if *text {
                     payload = String::from_utf8_lossy(&payload).into_owned().into_bytes();
                 }
-                let ending = if ending % 2 == 0 { Ending::Stripped } else { Ending::Final };
+                let ending = if ending.is_multiple_of(2) { Ending::Stripped } else { Ending::Final };
                 let compressed = server.message(&payload, ending);
                 let sizes: Vec<usize> = fragments.iter().take(64).map(|&s| usize::from(s)).collect();
                 let before = stream.len();

@@ -255,7 +255,7 @@ fn tick(i: u64) -> String {
         p,
         12_000 + i % 500,
         i % 10_000,
-        if i % 3 == 0 { "buy" } else { "sell" },
+        if i.is_multiple_of(3) { "buy" } else { "sell" },
         (i / 60) % 60,
         i % 60,
         i * 137 % 1_000_000

@@ -46,9 +46,11 @@ fn main() {
     });
 }
 
+/// Feeds made so far, by length and compression: thousands of connections get the same one.
+type Feeds = std::collections::HashMap<(usize, bool), std::sync::Arc<[u8]>>;
+
 thread_local! {
-    /// Feeds made so far, by length and compression: thousands of connections get the same one.
-    static FEEDS: std::cell::RefCell<std::collections::HashMap<(usize, bool), std::sync::Arc<[u8]>>> = Default::default();
+    static FEEDS: std::cell::RefCell<Feeds> = Default::default();
 }
 
 async fn serve(tcp: TcpStream) {
