@@ -238,14 +238,13 @@ impl Driver {
                 self.transport(w, TransportEvent::Opened(ConnectInfo::new(Duration::from_millis(u64::from(hs)))))?
             }
             Op::OpenFailed(w, kind, status, retry_after) => {
-                let err = match kind % 8 {
+                let err = match kind % 7 {
                     0 => OpenError::Dns("x".into()),
                     1 => OpenError::Tcp("x".into()),
                     2 => OpenError::Tls("x".into()),
                     3 => OpenError::TlsCertificate("x".into()),
                     4 => OpenError::Protocol("x".into()),
                     5 => OpenError::Io("x".into()),
-                    6 => OpenError::Extension("x".into()),
                     _ => OpenError::Http { status, retry_after: retry_after.map(|s| Duration::from_secs(s.into())) },
                 };
                 self.transport(w, TransportEvent::OpenFailed(err))?
