@@ -58,6 +58,19 @@ impl InflateError {
     }
 }
 
+/// What one inflating step did.
+struct Step {
+    /// Payload bytes used.
+    used: usize,
+    /// Tail bytes used.
+    tail_used: usize,
+    /// Output bytes written (0 when the frame went to the staging buffer).
+    wrote: usize,
+    /// Without a tail: the decompressor has nothing more for the payload so far. With one: the
+    /// message is complete and its last frame written.
+    done: bool,
+}
+
 /// What a [`Rewriter::transform`] call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -260,28 +273,36 @@ impl Rewriter {
                 }
                 State::Inflate { left, fin } => {
                     let avail = usize::try_from(left).unwrap_or(usize::MAX).min(input.len() - *i);
-                    let (used, wrote, drained) = self.inflate_into(&input[*i..*i + avail], &mut output[*o..], false)?;
-                    (*i, *o) = (*i + used, *o + wrote);
-                    self.stats.compressed_bytes += used as u64;
-                    let left = left - used as u64;
-                    if left == 0 && drained {
-                        self.state = if fin { State::Tail { fed: 0 } } else { EMPTY_HEADER };
+                    // The rest of the message's last frame is here: the tail goes in the same call, so
+                    // that a short message comes out as one frame with FIN.
+                    let ends = fin && avail as u64 == left;
+                    let tail: &[u8] = if ends { &TAIL } else { &[] };
+                    let step = self.inflate_into(&input[*i..*i + avail], tail, &mut output[*o..])?;
+                    (*i, *o) = (*i + step.used, *o + step.wrote);
+                    self.stats.compressed_bytes += step.used as u64;
+                    let left = left - step.used as u64;
+                    if ends && step.done {
+                        self.end_message();
+                    } else if left == 0 && step.tail_used > 0 {
+                        self.state = State::Tail { fed: step.tail_used as u8 };
+                    } else if left == 0 && !fin && step.done {
+                        self.state = EMPTY_HEADER;
                     } else {
                         self.state = State::Inflate { left, fin };
-                        if used == 0 && wrote == 0 && !self.is_staged() {
+                        if step.used == 0 && step.wrote == 0 && !self.is_staged() {
                             return Ok(()); // needs input
                         }
                     }
                 }
                 State::Tail { fed } => {
-                    let (used, wrote, done) = self.inflate_into(&TAIL[usize::from(fed)..], &mut output[*o..], true)?;
-                    *o += wrote;
-                    if done {
+                    let step = self.inflate_into(&[], &TAIL[usize::from(fed)..], &mut output[*o..])?;
+                    *o += step.wrote;
+                    if step.done {
                         self.end_message();
-                    } else if used == 0 && wrote == 0 && !self.is_staged() {
+                    } else if step.tail_used == 0 && step.wrote == 0 && !self.is_staged() {
                         return Err(InflateError::Corrupt("the deflate stream does not end with the message".into()));
                     } else {
-                        self.state = State::Tail { fed: fed + used as u8 };
+                        self.state = State::Tail { fed: fed + step.tail_used as u8 };
                     }
                 }
             }
@@ -350,17 +371,10 @@ impl Rewriter {
         }
     }
 
-    /// Inflates `input` into one frame written to `output` (directly, or through the small buffer when
-    /// `output` is short). `tail`: the input is (the rest of) the appended tail, and the frame ends the
-    /// message if the decompressor drains. Returns (input used, output written, drained), where
-    /// drained means the decompressor has nothing more for the input so far (for `tail`: the message
-    /// is complete and its last frame written).
-    fn inflate_into(
-        &mut self,
-        input: &[u8],
-        output: &mut [u8],
-        tail: bool,
-    ) -> Result<(usize, usize, bool), InflateError> {
+    /// Inflates `payload` (compressed bytes of the message), then `tail` (what is left of the appended
+    /// `00 00 ff ff`, when the payload is the end of the message; else empty), into one frame written to
+    /// `output` (directly, or through the small buffer when `output` is short).
+    fn inflate_into(&mut self, payload: &[u8], tail: &[u8], output: &mut [u8]) -> Result<Step, InflateError> {
         let Msg::Compressed { text, started, size, ended } = self.msg else {
             unreachable!("inflating only inside a compressed message")
         };
@@ -376,25 +390,47 @@ impl Rewriter {
             (&mut output[4..4 + cap], 4)
         };
         let cap = room.len();
-        let (used, wrote, now_ended) = if ended {
-            // After a final block: RFC 7692 7.2.3.4 has the sender add a byte there (and the receiver
-            // appends the tail), so what follows the end of the stream is read and ignored, as zlib-based
-            // peers do.
-            (input.len(), 0, true)
-        } else {
+        let (mut used, mut tail_used, mut wrote, mut now_ended) = (0, 0, 0, ended);
+        for (part, is_tail) in [(payload, false), (tail, true)] {
+            if now_ended {
+                // After a final block: RFC 7692 7.2.3.4 has the sender add a byte there (and the
+                // receiver appends the tail), so what follows the end of the stream is read and
+                // ignored, as zlib-based peers do.
+                if is_tail {
+                    tail_used = part.len()
+                } else {
+                    used = part.len()
+                }
+                continue;
+            }
+            if wrote == cap || (is_tail && used < payload.len()) {
+                break;
+            }
             let (in0, out0) = (inflate.total_in(), inflate.total_out());
             let status = inflate
-                .decompress(input, room, FlushDecompress::None)
+                .decompress(part, &mut room[wrote..], FlushDecompress::None)
                 .map_err(|e| InflateError::Corrupt(e.message().unwrap_or("zlib error").to_owned()))?;
-            ((inflate.total_in() - in0) as usize, (inflate.total_out() - out0) as usize, status == Status::StreamEnd)
-        };
+            let took = (inflate.total_in() - in0) as usize;
+            wrote += (inflate.total_out() - out0) as usize;
+            now_ended = status == Status::StreamEnd;
+            if is_tail {
+                tail_used = took
+            } else {
+                used = took
+            }
+            if now_ended && !is_tail {
+                used = part.len();
+            }
+        }
+        // The decompressor has nothing more for the input so far: it stopped short of the room.
         let drained = wrote < cap;
-        let last = tail && drained && (now_ended || used == input.len());
+        let last = !tail.is_empty() && drained && tail_used == tail.len();
         if now_ended && !ended {
             self.msg = Msg::Compressed { text, started, size, ended: true };
         }
+        let step = |wrote| Step { used, tail_used, wrote, done: if tail.is_empty() { drained } else { last } };
         if wrote == 0 && !last {
-            return Ok((used, 0, drained && !tail));
+            return Ok(step(0));
         }
         let size = size.saturating_add(wrote as u64);
         if let Some(limit) = self.cfg.max_message
@@ -402,7 +438,7 @@ impl Rewriter {
         {
             return Err(InflateError::MessageTooBig { limit });
         }
-        self.msg = Msg::Compressed { text, started: true, size, ended: ended || now_ended };
+        self.msg = Msg::Compressed { text, started: true, size, ended: now_ended };
         self.stats.inflated_bytes += wrote as u64;
         let opcode = match (started, text) {
             (true, _) => 0,
@@ -429,7 +465,7 @@ impl Rewriter {
             output[2..4].copy_from_slice(&(wrote as u16).to_be_bytes());
             4 + wrote
         };
-        Ok((used, written, if tail { last } else { drained }))
+        Ok(step(written))
     }
 
     /// A compressed message has been inflated to its end.

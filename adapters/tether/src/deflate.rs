@@ -9,8 +9,9 @@
 //!   response ([`ResponseEnd`]); what follows it in the same read is held back, so that tungstenite's
 //!   handshake reader cannot keep frames that must be rewritten.
 //! - `Held`: the response has been read; reads wait for [`accept`] to check the server's answer.
-//! - `Inflate`: negotiated. Reads fill a buffer of the stream's own (4 KiB, allocated on the first read)
-//!   that the [`Rewriter`] turns into plain frames in tungstenite's buffer.
+//! - `Inflate`: negotiated. Reads fill a buffer of the stream's own (4 KiB, allocated when the first
+//!   bytes arrive, so an idle connection has none) that the [`Rewriter`] turns into plain frames in
+//!   tungstenite's buffer.
 //!
 //! Writes always go straight through: outgoing frames are compressed before tungstenite sees them
 //! ([`DeflateStream::compress`], called by the driver for each message).
@@ -188,10 +189,24 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeflateStream<S> {
                         continue;
                     }
                 }
-                // The rewriter needs more input: keep what it has not used at the front, read after it.
+                // The rewriter needs more input.
+                if this.buf.is_empty() {
+                    // No buffer yet: an idle connection never gets one. The first bytes are read into
+                    // the reader's buffer, then moved to a buffer of the stream's own.
+                    let n = std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+                    if n == 0 {
+                        return Poll::Ready(Ok(0));
+                    }
+                    let mut buf = vec![0; READ_CHUNK.max(n)];
+                    buf[..n].copy_from_slice(&out[..n]);
+                    (this.buf, this.at, this.end) = (buf, 0, n);
+                    continue;
+                }
                 if this.buf.len() < READ_CHUNK {
+                    // What was held back during the handshake: grow it to a full buffer.
                     this.buf.resize(READ_CHUNK, 0);
                 }
+                // Keep what the rewriter has not used at the front, read after it.
                 if this.at > 0 {
                     this.buf.copy_within(this.at..this.end, 0);
                     (this.at, this.end) = (0, this.end - this.at);
@@ -337,6 +352,18 @@ mod tests {
         let cfg = Inbound { window_bits: 15, reset_each_message: false, max_message: None, max_frame: None };
         s.start(Some(Rewriter::new(cfg)), None);
         assert_eq!(messages(&read_until_pending(&mut s, 4096)), vec![b"Hello".to_vec()], "held frames rewritten");
+        // A frame cut by the end of the response's read is completed by the next read.
+        let mut first = response.to_vec();
+        first.extend_from_slice(&HELLO[..3]);
+        let mut s = DeflateStream::new(Chunks(vec![first, HELLO[3..].to_vec()].into()), true);
+        assert_eq!(read_until_pending(&mut s, 4096), response.to_vec());
+        let cfg = Inbound { window_bits: 15, reset_each_message: false, max_message: None, max_frame: None };
+        s.start(Some(Rewriter::new(cfg)), None);
+        assert_eq!(messages(&read_until_pending(&mut s, 4096)), vec![b"Hello".to_vec()], "completed");
+        // An idle connection allocates no buffer.
+        let mut s = inflating(Vec::new());
+        assert!(read_until_pending(&mut s, 4096).is_empty());
+        assert_eq!(s.buf.capacity(), 0, "nothing arrived, nothing allocated");
         // Declined: the held bytes come out unchanged, then reads go straight through.
         let mut first = response.to_vec();
         first.extend_from_slice(&[0x81, 0x02, b'h', b'i']);
