@@ -443,3 +443,54 @@ fn several_urls_fail_over() {
     assert!(err.iter().any(|l| l.contains("attempt 1 failed") && l.contains("TCP connect failed")), "{err:?}");
     assert!(err.iter().any(|l| l.starts_with(&format!("tether: connected to {url}"))), "{err:?}");
 }
+
+#[test]
+fn invalid_port_exits_2() {
+    // Issue 11, defect 3: these used to pass and dial port 80 forever.
+    for url in ["ws://127.0.0.1:99999/", "ws://127.0.0.1:65536/", "ws://127.0.0.1:abc/"] {
+        let mut c = connect(&[url]);
+        c.close_stdin();
+        let (code, out, err) = c.finish(RUN_LIMIT);
+        assert_eq!(code, Some(2), "{url}: {err:?}");
+        assert!(out.is_empty(), "{url}: {out:?}");
+        assert_eq!(err.len(), 1, "{url}: one line expected: {err:?}");
+        assert!(err[0].contains("port"), "{url}: {err:?}");
+    }
+}
+
+#[test]
+fn http10_rejection_401_exits_3() {
+    // Issue 11, defect 4: a rejection in HTTP/1.0 is classified by its status like one in HTTP/1.1.
+    let server = tether_chaos::raw::RawServer::start(tether_chaos::raw::answer(
+        "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+    ));
+    let mut c = connect(&[&server.url()]);
+    c.close_stdin();
+    let (code, _, err) = c.finish(RUN_LIMIT);
+    assert_eq!(code, Some(3), "{err:?}");
+    assert!(err.iter().any(|l| l.contains("HTTP 401") && l.contains("not retried")), "{err:?}");
+}
+
+#[test]
+fn violation_invalid_utf8_server_receives_close_1007() {
+    // Issue 11, defect 2: the client fails the connection with a close frame, it does not just drop it.
+    use std::sync::{Arc, Mutex};
+    use tether_chaos::raw::{self, Answer, RawServer};
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let a = answers.clone();
+    let server = RawServer::start(move |tcp| {
+        let answer = raw::send_raw_frame(tcp, &raw::text_frame(&[0xff, 0xfe]));
+        a.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
+    });
+    let c = connect(&[&server.url()]);
+    let deadline = Instant::now() + RUN_LIMIT;
+    let first = loop {
+        if let Some(a) = answers.lock().unwrap_or_else(|e| e.into_inner()).first().cloned() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no answer from tether connect");
+        thread::sleep(Duration::from_millis(10));
+    };
+    drop(c);
+    assert!(matches!(first, Answer::Close(1007, _)), "{first:?}");
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{BackoffConfig, ConfigError, HeartbeatConfig, QueueConfig, RetryPolicy};
+use crate::{AckConfig, BackoffConfig, ConfigError, HeartbeatConfig, QueueConfig, RetryPolicy};
 
 /// The longest duration any setting may have (10 years): far beyond any sensible timeout, and small
 /// enough that adding it to an `Instant` can never overflow.
@@ -28,6 +28,8 @@ pub struct Config {
     pub heartbeat: Option<HeartbeatConfig>,
     /// Outgoing queue.
     pub queue: QueueConfig,
+    /// Tracked (acknowledged) messages: the window and the ack timeout. See [`crate::acks`].
+    pub acks: AckConfig,
     /// Which failures are retried.
     pub retry: RetryPolicy,
     /// Seed of the jitter generator. The same seed and inputs give the same actions. Give each client its
@@ -44,6 +46,7 @@ impl Default for Config {
             backoff: BackoffConfig::default(),
             heartbeat: Some(HeartbeatConfig::default()),
             queue: QueueConfig::default(),
+            acks: AckConfig::default(),
             retry: RetryPolicy::default(),
             seed: 0,
         }
@@ -105,6 +108,17 @@ impl Config {
         if let Some(t) = q.ttl {
             positive(t, "queue.ttl")?;
         }
+
+        let a = &self.acks;
+        if a.max_messages == 0 {
+            return Err(ConfigError::ZeroLimit("acks.max_messages"));
+        }
+        if a.max_bytes == 0 {
+            return Err(ConfigError::ZeroLimit("acks.max_bytes"));
+        }
+        if let Some(t) = a.timeout {
+            positive(t, "acks.timeout")?;
+        }
         Ok(())
     }
 }
@@ -146,6 +160,10 @@ mod tests {
             (|c| c.queue.max_messages = 0, ConfigError::ZeroLimit("queue.max_messages")),
             (|c| c.queue.max_bytes = 0, ConfigError::ZeroLimit("queue.max_bytes")),
             (|c| c.queue.ttl = Some(Duration::ZERO), ConfigError::ZeroDuration("queue.ttl")),
+            (|c| c.acks.max_messages = 0, ConfigError::ZeroLimit("acks.max_messages")),
+            (|c| c.acks.max_bytes = 0, ConfigError::ZeroLimit("acks.max_bytes")),
+            (|c| c.acks.timeout = Some(Duration::ZERO), ConfigError::ZeroDuration("acks.timeout")),
+            (|c| c.acks.timeout = Some(Duration::MAX), ConfigError::TooLong("acks.timeout")),
             (|c| c.connect_timeout = Duration::MAX, ConfigError::TooLong("connect_timeout")),
             (|c| c.backoff.max_delay = Duration::MAX, ConfigError::TooLong("backoff.max_delay")),
             (

@@ -1,7 +1,7 @@
 //! Errors of the commands an application gives the session. Each says what went wrong and what to do;
 //! a refused message is always handed back.
 
-use crate::{Message, State};
+use crate::{AckKey, Message, State};
 
 /// Why [`Session::send`](crate::Session::send) refused a message. The message is handed back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,8 +11,9 @@ pub enum SendError {
     /// [`Event::QueueUnblocked`](crate::Event::QueueUnblocked), or use `DropOldest`, or raise the limits.
     #[error("send queue is full; wait for QueueUnblocked or raise the queue limits")]
     Full(Message),
-    /// The message alone is larger than the queue's byte limit, so it can never be queued.
-    #[error("message of {len} bytes exceeds the queue's byte limit of {max_bytes}; raise QueueConfig::max_bytes or split it", len = .message.len())]
+    /// The message alone is larger than the queue's byte limit (or, tracked, the window's), so it can
+    /// never be queued.
+    #[error("message of {len} bytes exceeds the byte limit of {max_bytes}; raise QueueConfig::max_bytes (AckConfig::max_bytes for a tracked message) or split it", len = .message.len())]
     TooLarge {
         /// The refused message.
         message: Message,
@@ -27,6 +28,15 @@ pub enum SendError {
         /// The state that refused it.
         state: State,
     },
+    /// A tracked message with this key is already waiting for its acknowledgement: an acknowledgement
+    /// could not tell the two apart. Use a fresh key, or wait for the first one's outcome.
+    #[error("a tracked message with key {key} is already waiting for its acknowledgement; use a fresh key")]
+    DuplicateKey {
+        /// The refused message.
+        message: Message,
+        /// The key in use.
+        key: AckKey,
+    },
 }
 
 impl SendError {
@@ -34,7 +44,9 @@ impl SendError {
     pub fn into_message(self) -> Message {
         match self {
             SendError::Full(message) => message,
-            SendError::TooLarge { message, .. } | SendError::Inactive { message, .. } => message,
+            SendError::TooLarge { message, .. }
+            | SendError::Inactive { message, .. }
+            | SendError::DuplicateKey { message, .. } => message,
         }
     }
 }

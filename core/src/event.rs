@@ -191,10 +191,21 @@ pub enum Outcome {
     Expired,
     /// It was handed to a transport that died before confirming the flush, under
     /// [`InFlightPolicy::Abandon`](crate::InFlightPolicy::Abandon) (or the session closed/failed): the
-    /// server may or may not have it.
+    /// server may or may not have it. For a tracked message: handed out at least once and not
+    /// acknowledged when the session closed or failed, when it was cancelled
+    /// ([`Session::cancel`](crate::Session::cancel)), or when its connection was lost and it was not to
+    /// be redelivered ([`Tracking::redeliver`](crate::Tracking::redeliver)).
     Abandoned,
-    /// Still queued when the session was closed with [`CloseMode::Abort`] or failed; never sent.
+    /// Still queued when the session was closed with [`CloseMode::Abort`] or failed (or, tracked,
+    /// cancelled before it was ever handed out); never sent.
     Aborted,
+    /// A tracked message ([`Session::send_tracked`](crate::Session::send_tracked)) was acknowledged:
+    /// the server (or whatever the application's acknowledgement stands for) said it has it. As strong
+    /// as that acknowledgement and no stronger: see [`crate::acks`].
+    Acked,
+    /// A tracked message was not acknowledged within [`AckConfig::timeout`](crate::AckConfig::timeout)
+    /// of its `send_tracked`. It is not sent again; the server may or may not have it.
+    TimedOut,
 }
 
 /// What `close` does with messages still queued.
@@ -267,7 +278,24 @@ pub enum Event {
         /// The message.
         id: MessageId,
     },
-    /// The queue refused a message earlier and has room again (edge-triggered: once per refusal spell).
+    /// A tracked message handed to a connection that was lost before its acknowledgement was put back at
+    /// the head of the queue: it is sent again first on the next connection, in its original order. The
+    /// server may see it twice (its key lets it drop the duplicate). See [`crate::acks`].
+    Redelivered {
+        /// The message.
+        id: MessageId,
+    },
+    /// A data message that acknowledged tracked message `id` (the driver's correlation function found
+    /// its key in it: [`Frame::Correlated`](crate::Frame::Correlated)): its response. Comes just before
+    /// that message's [`Outcome::Acked`], instead of an [`Event::Message`].
+    Response {
+        /// The tracked message it answers.
+        id: MessageId,
+        /// The message received.
+        message: Message,
+    },
+    /// The queue (or the window of tracked messages) refused a message earlier and has room again
+    /// (edge-triggered: once per refusal spell).
     QueueUnblocked,
     /// The session gave up.
     Failed(FailReason),

@@ -75,6 +75,11 @@
 //! * **Order.** Messages leave in the order they were accepted, across reconnects; on every new
 //!   connection the preamble ([`Session::set_preamble`]) goes first, then requeued messages, then the
 //!   backlog, then new messages.
+//! * **Acknowledged messages.** `Sent` is not delivered. A message sent with
+//!   [`Session::send_tracked`] and a key waits for the application's acknowledgement
+//!   ([`Session::ack`], or a [`Frame::Correlated`] the driver matched) and ends [`Outcome::Acked`];
+//!   a lost connection sends it again first on the next one (at-least-once). `Acked` is as strong as
+//!   the server's acknowledgement: it must persist before it acknowledges. See the [`acks`] module.
 //! * **Retries.** See [`RetryPolicy`] for what is retried, and [`BackoffConfig`] for how soon.
 //! * **Heartbeat.** See the [`heartbeat`] module for the exact rules, including time jumps.
 //!
@@ -84,8 +89,9 @@
 //!   `RetryScheduled` and `Closed` variants), [`Cause`], [`FailReason`], [`Outcome`], [`DeadLink`],
 //!   [`NetworkHint`], [`CloseMode`], [`Verdict`], [`Jitter`], [`Overflow`], [`InFlightPolicy`], the
 //!   errors ([`SendError`], [`CommandError`], [`ConfigError`], [`OpenError`], [`TransportError`],
-//!   [`Violation`]); the structs [`Stats`], [`ErrorCounts`], [`Rtt`], [`ConnectInfo`] and the
-//!   configurations [`Config`], [`BackoffConfig`], [`HeartbeatConfig`], [`QueueConfig`]. Match them with
+//!   [`Violation`]); the structs [`Stats`], [`ErrorCounts`], [`Rtt`], [`ConnectInfo`], [`Tracking`] and
+//!   the configurations [`Config`], [`BackoffConfig`], [`HeartbeatConfig`], [`QueueConfig`],
+//!   [`AckConfig`]. Match them with
 //!   a `_` arm (and `..` in struct-like variants), read their fields, and build configurations from
 //!   `Default` with the chainable setters, one per field:
 //!
@@ -113,6 +119,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod acks;
 mod backoff;
 mod compression;
 pub mod config;
@@ -129,6 +136,7 @@ mod setters;
 mod timer;
 mod transport;
 
+pub use acks::{AckConfig, AckKey, Tracking};
 pub use backoff::{BackoffConfig, Jitter};
 pub use compression::DeflateParams;
 pub use config::{Config, MAX_DURATION};

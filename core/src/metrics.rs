@@ -105,12 +105,28 @@ pub struct Stats {
     pub messages_requeued: u64,
     /// Queued messages aborted by close or failure.
     pub messages_aborted: u64,
-    /// Messages held now, pending and in flight.
+    /// Tracked messages acknowledged ([`Outcome::Acked`](crate::Outcome::Acked)).
+    pub messages_acked: u64,
+    /// Tracked messages whose acknowledgement did not come within the ack timeout.
+    pub messages_timed_out: u64,
+    /// Tracked messages put back in line after a lost connection (each time counted).
+    pub messages_redelivered: u64,
+    /// Acknowledgements ignored: for a key no tracked message waits on (never used, already
+    /// acknowledged or ended), or whose message had not been sent yet. Never an error: a server may
+    /// acknowledge twice, or answer a request that timed out.
+    pub acks_unknown: u64,
+    /// Messages held now: pending, in flight, and (tracked) awaiting their acknowledgement.
     pub queue_len: usize,
     /// Payload bytes held now.
     pub queue_bytes: usize,
     /// Of the messages held, those handed to the transport and not yet reported flushed.
     pub queue_in_flight: usize,
+    /// Of the messages held, tracked ones flushed and waiting for their acknowledgement.
+    pub awaiting_ack: usize,
+    /// Tracked messages accepted and not yet ended (the window in use; every stage).
+    pub tracked: usize,
+    /// Their payload bytes.
+    pub tracked_bytes: usize,
     /// Connection attempts started.
     pub attempts: u64,
     /// Attempts that failed (including connections dropped before they became stable).

@@ -1,12 +1,16 @@
 //! The outgoing message queue: bounded, FIFO across reconnects, with explicit overflow and expiry.
 //!
 //! A message is *pending* until it is handed to a transport, then *in flight* until the transport reports
-//! it flushed. Both count against the limits, since both hold memory. Every message that enters leaves
-//! with exactly one [`Outcome`], reported through the `out` callback of the method that ends it.
+//! it flushed. A tracked message (see [`crate::acks`]) is then *awaiting* its acknowledgement: its copy
+//! lives in the ack table, but it is counted here. All three count against the limits, since all three
+//! hold memory. Every message that enters leaves with exactly one [`Outcome`], reported through the
+//! `out` callback of the method that ends it, or (for tracked messages the session ends itself) by the
+//! session.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::acks::{Fate, Redelivery};
 use crate::timer::after;
 use crate::{Message, MessageId, Outcome};
 
@@ -104,17 +108,25 @@ pub(crate) struct Queue {
     kept: VecDeque<Kept>,
     pending_bytes: usize,
     in_flight_bytes: usize,
+    /// Flushed tracked messages waiting for their acknowledgement, and their bytes.
+    awaiting: usize,
+    awaiting_bytes: usize,
     /// A send was refused for lack of room and no `QueueUnblocked` has been emitted since.
     blocked: bool,
 }
 
 impl Queue {
     pub(crate) fn len(&self) -> usize {
-        self.pending.len() + self.in_flight.len()
+        self.pending.len() + self.in_flight.len() + self.awaiting
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.pending_bytes + self.in_flight_bytes
+        self.pending_bytes + self.in_flight_bytes + self.awaiting_bytes
+    }
+
+    /// Flushed tracked messages waiting for their acknowledgement.
+    pub(crate) fn awaiting_len(&self) -> usize {
+        self.awaiting
     }
 
     pub(crate) fn in_flight_len(&self) -> usize {
@@ -147,8 +159,13 @@ impl Queue {
         }
         if !self.fits(cfg, self.len(), self.bytes(), len) {
             // Evicting every pending message must make room, or nothing is evicted at all.
-            let could_fit =
-                cfg.overflow == Overflow::DropOldest && self.fits(cfg, self.in_flight.len(), self.in_flight_bytes, len);
+            let could_fit = cfg.overflow == Overflow::DropOldest
+                && self.fits(
+                    cfg,
+                    self.in_flight.len() + self.awaiting,
+                    self.in_flight_bytes + self.awaiting_bytes,
+                    len,
+                );
             if !could_fit {
                 self.blocked = true;
                 return Err((Refusal::Full, msg));
@@ -185,9 +202,10 @@ impl Queue {
         Some((p.id, p.msg))
     }
 
-    /// Reports every in-flight message up to `through` as sent, with its length.
+    /// Reports every in-flight message up to `through` as flushed, with its length; `out` returns true
+    /// for a tracked one, which then stays counted as awaiting its acknowledgement.
     #[inline]
-    pub(crate) fn flushed(&mut self, through: MessageId, out: &mut impl FnMut(MessageId, usize)) {
+    pub(crate) fn flushed(&mut self, through: MessageId, out: &mut impl FnMut(MessageId, usize) -> bool) {
         while let Some(f) = self.in_flight.front() {
             if f.id > through {
                 break;
@@ -197,28 +215,81 @@ impl Queue {
             if self.kept.front().is_some_and(|k| k.id == f.id) {
                 self.kept.pop_front();
             }
-            out(f.id, f.len);
+            if out(f.id, f.len) {
+                self.awaiting += 1;
+                self.awaiting_bytes += f.len;
+            }
         }
     }
 
-    /// The transport died: in-flight messages are requeued at the head (in order) or abandoned.
-    /// Returns how many were requeued: they are now the first ones of [`Queue::pending_ids`].
-    pub(crate) fn transport_lost(&mut self, out: &mut impl FnMut(MessageId, Outcome)) -> usize {
-        // Those without a kept copy are abandoned, reported oldest first.
-        let mut next_kept = 0;
+    /// `count` awaiting messages of `bytes` in all left that stage (acknowledged, timed out, or put back
+    /// in line by [`Queue::transport_lost`], which counts them again as pending).
+    pub(crate) fn release_awaiting(&mut self, count: usize, bytes: usize) {
+        self.awaiting = self.awaiting.saturating_sub(count);
+        self.awaiting_bytes = self.awaiting_bytes.saturating_sub(bytes);
+    }
+
+    /// Removes pending message `id` (a tracked one acknowledged, timed out or cancelled while it waited
+    /// in line); false if it is not pending. Pending ids are in increasing order.
+    pub(crate) fn remove_pending(&mut self, id: MessageId) -> bool {
+        let Ok(i) = self.pending.binary_search_by_key(&id, |p| p.id) else { return false };
+        if let Some(p) = self.pending.remove(i) {
+            self.pending_bytes -= p.msg.len();
+        }
+        true
+    }
+
+    /// Forgets in-flight message `id` (a tracked one ended before its flush was reported): its flush,
+    /// when reported, is then nobody's; false if it is not in flight.
+    pub(crate) fn forget_in_flight(&mut self, id: MessageId) -> bool {
+        let Ok(i) = self.in_flight.binary_search_by_key(&id, |f| f.id) else { return false };
+        if let Some(f) = self.in_flight.remove(i) {
+            self.in_flight_bytes -= f.len;
+        }
+        if let Ok(k) = self.kept.binary_search_by_key(&id, |k| k.id) {
+            self.kept.remove(k);
+        }
+        true
+    }
+
+    /// The transport died. Each in-flight message meets its [`Fate`]: an untracked one is requeued at
+    /// the head if a copy was kept ([`InFlightPolicy::Requeue`]), else abandoned; a tracked one is left
+    /// to the ack table (whose copies come back in `redeliver`, oldest first) or abandoned. The
+    /// abandoned ones are pushed onto `abandoned`, oldest first, for the caller to report. The requeued and redelivered messages
+    /// go back onto the head together, in id order (they are all older than the other pending ones:
+    /// everything handed out came from the head). Returns how many: they are now the first ones of
+    /// [`Queue::pending_ids`].
+    pub(crate) fn transport_lost(
+        &mut self,
+        fate: impl Fn(MessageId) -> Fate,
+        redeliver: Vec<Redelivery>,
+        abandoned: &mut Vec<MessageId>,
+    ) -> usize {
+        let mut back: Vec<Pending> = Vec::new();
+        let mut redeliver = redeliver.into_iter().peekable();
         for f in self.in_flight.drain(..) {
-            if self.kept.get(next_kept).is_some_and(|k| k.id == f.id) {
-                next_kept += 1;
-            } else {
-                out(f.id, Outcome::Abandoned);
+            // The kept copies are a subsequence of the in-flight messages, in the same order.
+            let kept = if self.kept.front().is_some_and(|k| k.id == f.id) { self.kept.pop_front() } else { None };
+            match (fate(f.id), kept) {
+                (Fate::Untracked, Some(k)) => {
+                    // Older redelivered messages go first.
+                    while let Some(r) = redeliver.next_if(|r| r.id < k.id) {
+                        back.push(Pending { id: r.id, msg: r.message, expires_at: r.expires_at });
+                    }
+                    back.push(Pending { id: k.id, msg: k.msg, expires_at: k.expires_at });
+                }
+                (Fate::Untracked | Fate::Abandon, _) => abandoned.push(f.id),
+                (Fate::Redeliver, _) => {}
             }
         }
+        back.extend(redeliver.map(|r| Pending { id: r.id, msg: r.message, expires_at: r.expires_at }));
+        self.kept.clear();
         self.in_flight_bytes = 0;
-        // The kept ones go back onto the front newest first, so the original order is restored.
-        let count = self.kept.len();
-        while let Some(k) = self.kept.pop_back() {
-            self.pending_bytes += k.msg.len();
-            self.pending.push_front(Pending { id: k.id, msg: k.msg, expires_at: k.expires_at });
+        // Back onto the front newest first, so the original order is restored.
+        let count = back.len();
+        while let Some(p) = back.pop() {
+            self.pending_bytes += p.msg.len();
+            self.pending.push_front(p);
         }
         count
     }
@@ -269,6 +340,9 @@ impl Queue {
         }
         self.in_flight_bytes = 0;
         self.pending_bytes = 0;
+        // The session ends the awaiting ones (their copies are in the ack table) before this.
+        self.awaiting = 0;
+        self.awaiting_bytes = 0;
     }
 
     /// Edge trigger: true once after a refusal, when there is room for at least one small message again.

@@ -2,11 +2,13 @@
 //!
 //! Its parts: [`state`] (the lifecycle state and the data valid only in it), [`inputs`] (what the driver
 //! and the clock report, and the transitions they cause), [`output`] (actions, events and the next
-//! deadline), [`report`] (events and counters, with the one place where outcomes are recorded).
+//! deadline), [`report`] (events and counters, with the one place where outcomes are recorded),
+//! [`tracked`] (the commands and transitions of acknowledged messages, over [`crate::acks`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::acks::{Acks, Tracking};
 use crate::backoff::Backoff;
 use crate::queue::{Queue, Refusal};
 use crate::rng::Rng;
@@ -20,6 +22,7 @@ mod inputs;
 mod output;
 mod report;
 mod state;
+mod tracked;
 
 use report::Report;
 use state::{CloseRequest, Outage, Stage};
@@ -30,13 +33,15 @@ use state::{CloseRequest, Outage, Stage};
 /// out what it asks. Methods, by group:
 ///
 /// * **Commands** from the application: [`connect`](Self::connect), [`send`](Self::send),
-///   [`close`](Self::close), [`set_preamble`](Self::set_preamble).
+///   [`close`](Self::close), [`set_preamble`](Self::set_preamble); for acknowledged messages
+///   [`send_tracked`](Self::send_tracked), [`ack`](Self::ack), [`cancel`](Self::cancel).
 /// * **Inputs** from the driver: [`handle_transport`](Self::handle_transport),
 ///   [`handle_timeout`](Self::handle_timeout), [`handle_network`](Self::handle_network).
 /// * **Outputs**, to drain after every input or command: [`poll_action`](Self::poll_action) (for the
 ///   driver), [`poll_event`](Self::poll_event) (for the application), and
 ///   [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next).
-/// * **Getters**: [`state`](Self::state), [`stats`](Self::stats), [`queue_len`](Self::queue_len).
+/// * **Getters**: [`state`](Self::state), [`stats`](Self::stats), [`queue_len`](Self::queue_len),
+///   [`tracked_len`](Self::tracked_len).
 ///
 /// # The driving loop
 ///
@@ -57,6 +62,8 @@ pub struct Session {
     /// Every deadline of the session, the heartbeat's and the queue's expiry included.
     timers: TimerTable,
     queue: Queue,
+    /// Tracked messages not yet ended: their keys, stages and copies for redelivery.
+    acks: Acks,
     preamble: Vec<Message>,
     next_transport: u64,
     next_message: u64,
@@ -86,6 +93,7 @@ impl Session {
             stage: Stage::Idle,
             timers: TimerTable::default(),
             queue: Queue::default(),
+            acks: Acks::default(),
             preamble: Vec::new(),
             next_transport: 0,
             next_message: 0,
@@ -117,14 +125,19 @@ impl Session {
         self.stage.transport()
     }
 
-    /// Messages held (pending and in flight).
+    /// Messages held: pending, in flight, and (tracked) flushed and awaiting their acknowledgement.
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
 
-    /// Payload bytes held (pending and in flight).
+    /// Payload bytes held (as counted by [`queue_len`](Self::queue_len)).
     pub fn queue_bytes(&self) -> usize {
         self.queue.bytes()
+    }
+
+    /// Tracked messages accepted and not yet ended, in every stage (the window in use).
+    pub fn tracked_len(&self) -> usize {
+        self.acks.len()
     }
 
     /// Messages handed to the current transport and not yet reported flushed.
@@ -148,6 +161,9 @@ impl Session {
         s.queue_len = self.queue.len();
         s.queue_bytes = self.queue.bytes();
         s.queue_in_flight = self.queue.in_flight_len();
+        s.awaiting_ack = self.queue.awaiting_len();
+        s.tracked = self.acks.len();
+        s.tracked_bytes = self.acks.bytes();
         s.time_jumps += self.stage.heartbeat().map_or(0, |h| h.time_jumps);
         s
     }
@@ -182,14 +198,25 @@ impl Session {
     /// latest one seen), and the result is the same.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<MessageId, SendError> {
         let now = self.clamp(now);
+        self.accept(now, message, None)
+    }
+
+    /// `send`, and for a tracked message (checked by the caller) its entry in the ack table.
+    fn accept(&mut self, now: Instant, message: Message, tracking: Option<Tracking>) -> Result<MessageId, SendError> {
         let state = self.state();
         if matches!(state, State::Closing | State::Closed | State::Failed) {
             self.report.stats.messages_refused += 1;
             return Err(SendError::Inactive { message, state });
         }
         let id = MessageId(self.next_message);
-        self.queue.expire(now, &mut self.report.sink());
-        let pushed = self.queue.push(&self.cfg.queue, now, id, message, &mut self.report.sink());
+        self.queue.expire(now, &mut self.report.sink(&mut self.acks));
+        // The ack table's copy: a reference count, not a copy of the payload.
+        let copy = tracking.is_some().then(|| message.clone());
+        let pushed = self.queue.push(&self.cfg.queue, now, id, message, &mut self.report.sink(&mut self.acks));
+        if let (Ok(()), Some(tracking), Some(copy)) = (&pushed, tracking, copy) {
+            let expires_at = self.cfg.queue.ttl.map(|ttl| after(now, ttl));
+            self.acks.insert(&self.cfg.acks, now, id, tracking, copy, expires_at);
+        }
         self.settle();
         match pushed {
             Ok(()) => {
@@ -247,7 +274,7 @@ impl Session {
                 let transport = open.transport;
                 let close = CloseRequest { code, reason: reason.to_owned(), sent: mode == CloseMode::Abort };
                 if mode == CloseMode::Abort {
-                    self.queue.abort_pending(&mut self.report.sink());
+                    self.abort_queued();
                     self.actions.push_back(Action::Close { transport, code, reason: reason.to_owned() });
                 }
                 self.enter(State::Connected, Stage::Closing { open, close }, Cause::CloseRequested);
@@ -283,11 +310,13 @@ impl Session {
         self.report.push(Event::StateChanged { from, to: to_state, cause });
     }
 
-    /// After every input: the queue's edge-triggered unblock, and the deadlines kept elsewhere (the
-    /// heartbeat's, the queue's next expiry) copied into the timer table, so `poll_timeout` reads one
-    /// place.
+    /// After every input: the edge-triggered unblock of the queue and of the window of tracked messages
+    /// (one event for both), and the deadlines kept elsewhere (the heartbeat's, the queue's next expiry,
+    /// the oldest tracked message's ack deadline) copied into the timer table, so `poll_timeout` reads
+    /// one place.
     fn settle(&mut self) {
-        if self.queue.take_unblocked(&self.cfg.queue) {
+        let queue = self.queue.take_unblocked(&self.cfg.queue);
+        if self.acks.take_unblocked(&self.cfg.acks) | queue {
             self.report.push(Event::QueueUnblocked);
         }
         self.sync_deadlines();
@@ -300,5 +329,6 @@ impl Session {
         };
         self.timers.put(Timer::Heartbeat, heartbeat);
         self.timers.put(Timer::Expiry, self.queue.next_expiry());
+        self.timers.put(Timer::Ack, self.acks.next_deadline());
     }
 }

@@ -1,6 +1,6 @@
 //! Chainable setters for the configuration structs.
 //!
-//! [`Config`], [`BackoffConfig`], [`HeartbeatConfig`] and [`QueueConfig`] are `#[non_exhaustive]`, so
+//! [`Config`], [`BackoffConfig`], [`HeartbeatConfig`], [`QueueConfig`] and [`AckConfig`] are `#[non_exhaustive]`, so
 //! that a new setting is not a breaking change; outside this crate they cannot be written as struct
 //! literals. Start from `Default` and chain these (one per field, named after it, as tungstenite's
 //! `WebSocketConfig` does), or assign fields on a default value:
@@ -24,7 +24,9 @@
 
 use std::time::Duration;
 
-use crate::{BackoffConfig, Config, HeartbeatConfig, InFlightPolicy, Jitter, Overflow, QueueConfig, RetryPolicy};
+use crate::{
+    AckConfig, BackoffConfig, Config, HeartbeatConfig, InFlightPolicy, Jitter, Overflow, QueueConfig, RetryPolicy,
+};
 
 /// One `pub fn field(mut self, value) -> Self` per listed field.
 macro_rules! setters {
@@ -48,6 +50,7 @@ setters!(Config {
     backoff: BackoffConfig,
     heartbeat: Option<HeartbeatConfig>,
     queue: QueueConfig,
+    acks: AckConfig,
     retry: RetryPolicy,
     seed: u64,
 });
@@ -77,4 +80,10 @@ setters!(QueueConfig {
     overflow: Overflow,
     ttl: Option<Duration>,
     in_flight: InFlightPolicy,
+});
+
+setters!(AckConfig {
+    max_messages: usize,
+    max_bytes: usize,
+    timeout: Option<Duration>,
 });

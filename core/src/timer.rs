@@ -34,17 +34,27 @@ pub(crate) enum Timer {
     Heartbeat = 5,
     /// The expiry of the oldest pending message.
     Expiry = 6,
+    /// The ack deadline of the oldest tracked message.
+    Ack = 7,
 }
 
 impl Timer {
     /// Handling order when several are due together.
-    pub(crate) const ALL: [Timer; 7] =
-        [Timer::Connect, Timer::Close, Timer::Stable, Timer::Backoff, Timer::Release, Timer::Heartbeat, Timer::Expiry];
+    pub(crate) const ALL: [Timer; 8] = [
+        Timer::Connect,
+        Timer::Close,
+        Timer::Stable,
+        Timer::Backoff,
+        Timer::Release,
+        Timer::Heartbeat,
+        Timer::Expiry,
+        Timer::Ack,
+    ];
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
-    at: [Option<Instant>; 7],
+    at: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl TimerTable {
@@ -65,7 +75,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [None; 7];
+        self.at = [None; Timer::ALL.len()];
     }
 
     /// True (and stops it) if `t` is set and due at `now`.

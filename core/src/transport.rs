@@ -42,6 +42,17 @@ pub enum Frame {
     Pong(Bytes),
     /// The peer's close frame; `None` when it carried no status code (1005).
     Close(Option<CloseFrame>),
+    /// A complete data message in which the driver's correlation function (the application's, which
+    /// maps an inbound message to the key it acknowledges) found `key`. It acknowledges the tracked
+    /// message sent with that key and is reported as its [`Event::Response`](crate::Event::Response);
+    /// if no such message is waiting, it is reported as an ordinary [`Event::Message`](crate::Event::Message)
+    /// (and counted in [`Stats::acks_unknown`](crate::Stats::acks_unknown)).
+    Correlated {
+        /// The key the message carries.
+        key: crate::AckKey,
+        /// The message.
+        message: Message,
+    },
 }
 
 /// A step of opening a transport, in the order a driver goes through them. The driver reports each

@@ -463,3 +463,27 @@ fn server_protocol_violation_is_answered_with_its_close_code() {
     assert!(matches!(h.drain().as_slice(), [Action::Close { code: 1007, .. }]));
     assert_eq!(h.s.state(), State::Failed);
 }
+
+/// At most one released transport is awaited, and none outlives a close: a transport still finishing its
+/// close handshake when the session closes is aborted.
+#[test]
+fn a_released_transport_is_aborted_when_the_session_closes() {
+    let mut h = H::new(exact());
+    let t1 = h.connected();
+    h.drain();
+    h.ev(t1, TransportEvent::Closed(Err(TransportError::Violation { kind: Violation::Protocol, detail: "x".into() })));
+    assert!(matches!(h.drain().as_slice(), [Action::Close { code: 1002, .. }]));
+    h.step(); // the backoff; t1 still finishes its close handshake
+    let t2 = h.expect_open();
+    h.open(t2);
+    h.s.close(h.now, 1000, "bye", CloseMode::Drain).unwrap();
+    assert!(matches!(h.drain().as_slice(), [Action::Close { code: 1000, .. }]));
+    h.remote_close_frame(t2, 1000);
+    assert_eq!(h.s.state(), State::Closed);
+    assert_eq!(h.drain(), vec![Action::Abort { transport: t1 }]);
+    // t2's end is expected; t1's is now stale.
+    h.ev(t2, TransportEvent::Closed(Ok(None)));
+    assert_eq!(h.s.stats(h.now).stale_events, 0);
+    h.ev(t1, TransportEvent::Closed(Ok(None)));
+    assert_eq!(h.s.stats(h.now).stale_events, 1);
+}

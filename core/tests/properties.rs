@@ -33,6 +33,14 @@ enum Op {
     Violation(u8),
     /// Time leaps forward by 2^n seconds (a corrupted or absurd clock), as far as `Instant` allows.
     Jump(u8),
+    /// A tracked message of this length, with key `k % 8` (so keys collide), redelivered or not.
+    SendTracked(u16, u8, bool),
+    /// The application acknowledges key `k % 8`.
+    Ack(u8),
+    /// A message the driver correlated to key `k % 8`.
+    Correlated(u8),
+    /// The application gives up on key `k % 8`.
+    Cancel(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -57,6 +65,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::PreambleFlushed),
         1 => any::<u8>().prop_map(Op::Violation),
         2 => (40u8..63).prop_map(Op::Jump),
+        3 => (0u16..400, any::<u8>(), proptest::bool::weighted(0.8)).prop_map(|(l, k, r)| Op::SendTracked(l, k, r)),
+        2 => any::<u8>().prop_map(Op::Ack),
+        1 => any::<u8>().prop_map(Op::Correlated),
+        1 => any::<u8>().prop_map(Op::Cancel),
     ]
 }
 
@@ -70,6 +82,9 @@ struct Params {
     in_flight: InFlightPolicy,
     ttl: Option<u16>,
     max_attempts: Option<u32>,
+    /// The window of tracked messages (count, bytes) and their ack timeout.
+    window: (usize, usize),
+    ack_timeout: Option<u16>,
     /// Start at the earliest instant the platform represents, so later instants span the whole range.
     far_past: bool,
 }
@@ -85,10 +100,36 @@ fn params() -> impl Strategy<Value = Params> {
         proptest::option::of(1u16..5_000),
         proptest::option::of(1u32..6),
         proptest::bool::weighted(0.2),
+        ((1usize..10, 1usize..3_000), proptest::option::of(1u16..8_000)),
     )
-        .prop_map(|(seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts, far_past)| {
-            Params { seed, jitter, max_messages, max_bytes, overflow, in_flight, ttl, max_attempts, far_past }
-        })
+        .prop_map(
+            |(
+                seed,
+                jitter,
+                max_messages,
+                max_bytes,
+                overflow,
+                in_flight,
+                ttl,
+                max_attempts,
+                far_past,
+                (window, ack_timeout),
+            )| {
+                Params {
+                    seed,
+                    jitter,
+                    max_messages,
+                    max_bytes,
+                    overflow,
+                    in_flight,
+                    ttl,
+                    max_attempts,
+                    window,
+                    ack_timeout,
+                    far_past,
+                }
+            },
+        )
 }
 
 /// The session's epoch: now, or the earliest instant the platform represents (within a second).
@@ -135,6 +176,10 @@ fn config(p: &Params) -> Config {
     c.queue.overflow = p.overflow;
     c.queue.in_flight = p.in_flight;
     c.queue.ttl = p.ttl.map(|ms| Duration::from_millis(ms as u64));
+    c.acks = AckConfig::default()
+        .max_messages(p.window.0)
+        .max_bytes(p.window.1)
+        .timeout(p.ack_timeout.map(|ms| Duration::from_millis(ms as u64)));
     c
 }
 
@@ -152,6 +197,12 @@ struct Run {
     outcomes: BTreeMap<MessageId, Outcome>,
     sent_order: Vec<MessageId>,
     requeued: BTreeSet<MessageId>,
+    /// Put back in line (requeued or redelivered), and how many times.
+    put_back: BTreeMap<MessageId, usize>,
+    /// Times each message was handed to a transport.
+    handed_count: BTreeMap<MessageId, usize>,
+    tracked: BTreeSet<MessageId>,
+    keys: BTreeMap<MessageId, u8>,
     retry_delays: Vec<Duration>,
     /// Send with the session's creation time instead of the current time when no TTL is set, as the
     /// `tether` driver does (it then reads no clock per send).
@@ -178,6 +229,10 @@ impl Run {
             outcomes: BTreeMap::new(),
             sent_order: vec![],
             requeued: BTreeSet::new(),
+            put_back: BTreeMap::new(),
+            handed_count: BTreeMap::new(),
+            tracked: BTreeSet::new(),
+            keys: BTreeMap::new(),
             retry_delays: vec![],
             clockless_sends: false,
             event_batch: None,
@@ -203,6 +258,17 @@ impl Run {
                     self.handed.clear();
                 }
                 Action::Send { id: Some(id), .. } => {
+                    assert!(
+                        self.outcomes.get(&id) != Some(&Outcome::Acked),
+                        "{id} handed to a transport after it was acknowledged"
+                    );
+                    let n = self.handed_count.entry(id).or_default();
+                    *n += 1;
+                    assert!(
+                        *n <= 1 + self.put_back.get(&id).copied().unwrap_or(0),
+                        "{id} handed out {n} times, put back {:?} times",
+                        self.put_back.get(&id)
+                    );
                     self.handed.push(id);
                     self.sent_order.push(id);
                 }
@@ -224,9 +290,28 @@ impl Run {
                 Event::Outcome { id, outcome } => {
                     assert!(self.accepted.contains(&id), "outcome for unknown id {id}");
                     assert!(self.outcomes.insert(id, outcome).is_none(), "second outcome for {id}");
+                    let tracked = self.tracked.contains(&id);
+                    match outcome {
+                        Outcome::Acked | Outcome::TimedOut => assert!(tracked, "{outcome:?} for untracked {id}"),
+                        Outcome::Sent => assert!(!tracked, "tracked {id} ended Sent"),
+                        _ => {}
+                    }
+                    if outcome == Outcome::Acked {
+                        assert!(self.handed_count.contains_key(&id), "{id} acknowledged before it was ever sent");
+                    }
                 }
                 Event::Requeued { id } => {
+                    assert!(!self.tracked.contains(&id), "tracked {id} reported Requeued");
                     self.requeued.insert(id);
+                    *self.put_back.entry(id).or_default() += 1;
+                }
+                Event::Redelivered { id } => {
+                    assert!(self.tracked.contains(&id), "untracked {id} reported Redelivered");
+                    assert!(self.handed_count.contains_key(&id), "{id} redelivered but never sent");
+                    *self.put_back.entry(id).or_default() += 1;
+                }
+                Event::Response { id, .. } => {
+                    assert!(self.tracked.contains(&id) && !self.outcomes.contains_key(&id), "response for {id}");
                 }
                 Event::StateChanged { from, to, .. } => assert!(legal_transition(from, to), "{from:?} -> {to:?}"),
                 Event::RetryScheduled { delay, .. } => self.retry_delays.push(delay),
@@ -316,6 +401,25 @@ impl Run {
             Op::PreambleFlushed(n) => {
                 self.s.handle_transport(now, t, TransportEvent::PreambleFlushed { count: usize::from(*n % 4) })
             }
+            Op::SendTracked(len, k, redeliver) => {
+                let tracking = Tracking::new(u64::from(*k % 8)).redeliver(*redeliver);
+                if let Ok(id) = self.s.send_tracked(now, Message::binary(vec![1u8; *len as usize]), tracking) {
+                    assert!(self.accepted.insert(id));
+                    self.tracked.insert(id);
+                    self.keys.insert(id, *k % 8);
+                }
+            }
+            Op::Ack(k) => {
+                let _ = self.s.ack(now, &AckKey::from(u64::from(*k % 8)));
+            }
+            Op::Correlated(k) => {
+                let key = AckKey::from(u64::from(*k % 8));
+                let message = Message::binary(vec![*k; 3]);
+                self.s.handle_transport(now, t, TransportEvent::Received(Frame::Correlated { key, message }))
+            }
+            Op::Cancel(k) => {
+                let _ = self.s.cancel(now, &AckKey::from(u64::from(*k % 8)));
+            }
             Op::Violation(k) => {
                 let kind = [Violation::Protocol, Violation::InvalidUtf8, Violation::TooBig][usize::from(*k % 3)];
                 let err = TransportError::Violation { kind, detail: "bad frame".into() };
@@ -329,6 +433,13 @@ impl Run {
 fn check_limits(r: &Run, p: &Params) {
     assert!(r.s.queue_len() <= p.max_messages, "queue_len {} > {}", r.s.queue_len(), p.max_messages);
     assert!(r.s.queue_bytes() <= p.max_bytes, "queue_bytes {} > {}", r.s.queue_bytes(), p.max_bytes);
+    let st = r.s.stats(r.now);
+    assert!(st.tracked <= p.window.0 && st.tracked_bytes <= p.window.1, "window {:?}: {st:?}", p.window);
+    // Every message accepted and not ended is held, and only those.
+    let open = r.accepted.len() - r.outcomes.len();
+    assert_eq!(r.s.queue_len(), open, "queue_len vs messages without an outcome");
+    let open_tracked = r.tracked.iter().filter(|id| !r.outcomes.contains_key(id)).count();
+    assert_eq!(st.tracked, open_tracked, "tracked vs tracked messages without an outcome");
 }
 
 /// Closes and runs time forward until the session is terminal, so every message must have ended.
@@ -373,12 +484,12 @@ proptest! {
         // Every accepted message ended exactly once (double outcomes are caught as they happen).
         let ended: BTreeSet<_> = r.outcomes.keys().copied().collect();
         prop_assert_eq!(&ended, &r.accepted);
-        // Messages were handed to transports in FIFO order; only requeued ones may go twice.
+        // Messages were handed to transports in FIFO order; only requeued (or redelivered) ones may go twice.
         let mut seen = BTreeSet::new();
         let mut highest: Option<MessageId> = None;
         for id in &r.sent_order {
             if !seen.insert(*id) {
-                prop_assert!(r.requeued.contains(id), "{} sent twice without a Requeued report", id);
+                prop_assert!(r.put_back.contains_key(id), "{} sent twice without a Requeued or Redelivered report", id);
                 continue;
             }
             prop_assert!(highest.is_none_or(|h| *id > h), "{} handed out after {:?}", id, highest);
@@ -466,7 +577,8 @@ proptest! {
     fn extreme_round_trips_never_panic(far_past in any::<bool>(), delays in prop::collection::vec(any::<u64>(), 1..6)) {
         let p = Params {
             seed: 1, jitter: Jitter::None, max_messages: 4, max_bytes: 64, overflow: Overflow::Reject,
-            in_flight: InFlightPolicy::Abandon, ttl: None, max_attempts: None, far_past,
+            in_flight: InFlightPolicy::Abandon, ttl: None, max_attempts: None, window: (1, 1), ack_timeout: None,
+            far_past,
         };
         let mut r = Run::new(config(&p), epoch(&p));
         r.apply(&Op::Connect);

@@ -7,6 +7,8 @@
 //! - [`proxy::FaultProxy`]: a TCP proxy in front of any server that cuts every connection, refuses new
 //!   ones, goes half-open (sockets open, nothing forwarded) or adds delay.
 //! - [`pki::TestPki`]: a throwaway certificate authority and a `localhost` certificate for `wss://`.
+//! - [`raw::RawServer`]: a raw TCP server for what no well-behaved WebSocket server sends: an `HTTP/1.0`
+//!   rejection, invalid UTF-8, a reserved opcode; it reports how the client answered.
 //! - [`ChaosServer`]: the echo server with faults on a timer (crash every N s, close every N s,
 //!   half-open every N s, reject), as `tether serve --chaos` runs it.
 //!
@@ -92,6 +94,7 @@ mod background;
 mod chaos;
 pub mod pki;
 pub mod proxy;
+pub mod raw;
 pub mod server;
 
 pub use chaos::{ChaosBuilder, ChaosEvent, ChaosServer, Fault, ParseFaultError, parse_duration};

@@ -1,6 +1,6 @@
 //! Support code for Tether's integration tests: the deterministic simulator of the core ([`sim`]), the
-//! real proxies (tinyproxy, danted) of the proxy tests ([`real_proxy`]), and the permessage-deflate test
-//! support and fuzz body ([`deflate`]).
+//! virtual-time harness of the driver ([`vnet`]), the real proxies (tinyproxy, danted) of the proxy
+//! tests ([`real_proxy`]), and the permessage-deflate test support and fuzz body ([`deflate`]).
 //!
 //! The test server, the fault proxy and the test PKI are the `tether-chaos` crate (`testkit/`); they are
 //! re-exported here under their old paths so that tests written against `tether_tests::server` and
@@ -9,5 +9,6 @@
 pub mod deflate;
 pub mod real_proxy;
 pub mod sim;
+pub mod vnet;
 
-pub use tether_chaos::{pki, proxy, server};
+pub use tether_chaos::{pki, proxy, raw, server};

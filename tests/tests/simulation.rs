@@ -32,6 +32,10 @@ fn ten_thousand_seeds_hold_every_invariant_and_reach_everything() {
     assert!(missing.is_empty(), "never reached over {n} seeds: {}", missing.join(", "));
     assert!(cov.duplicates > 0, "no requeued message ever reached the server twice");
     assert!(cov.time_jumps > 0 && cov.liveness_checks > 0 && cov.dead_link_checks > 0, "{cov}");
+    // Tracked messages: acknowledged by hand and by correlation, unknown and duplicate acknowledgements,
+    // an acknowledgement for a message waiting in line for its redelivery, cancels.
+    assert!(cov.tracked_runs > 0 && cov.app_acks > 0 && cov.unknown_acks > 0, "{cov}");
+    assert!(cov.acks_while_requeued > 0 && cov.cancels > 0, "{cov}");
 }
 
 #[test]

@@ -72,4 +72,9 @@ impl Runtime for AsyncIoRuntime {
             Ok(s)
         }
     }
+
+    fn abort_on_drop(tcp: &Self::Tcp) -> io::Result<()> {
+        // async-net exposes no linger setting, only the socket (`AsFd`/`AsSocket`); socket2 sets it.
+        socket2::SockRef::from(tcp).set_linger(Some(std::time::Duration::ZERO))
+    }
 }

@@ -345,13 +345,18 @@ impl ClientBuilder {
         self
     }
 
-    /// The whole core configuration at once (replaces the settings above).
+    /// The whole core configuration at once (replaces the settings above), its seed included: a
+    /// non-zero `config.seed` is used as if given to [`seed`](Self::seed). A seed of 0 (the value of
+    /// `Config::default()`) draws one per client, as without this call, so that clients configured
+    /// from one default `Config` do not all retry in step; call [`seed`](Self::seed) to force 0.
     pub fn core_config(mut self, config: Config) -> Self {
+        self.seed = (config.seed != 0).then_some(config.seed);
         self.core = config;
         self
     }
 
-    /// Jitter seed. Default: drawn from the OS's hasher seed, different for every client.
+    /// Jitter seed. Default: drawn from the OS's hasher seed, different for every client (see also
+    /// [`core_config`](Self::core_config)).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -653,6 +658,39 @@ mod tests {
         assert_eq!(c.inner.deflate, Some(DeflateConfig::default()));
         let c = ClientBuilder::new("ws://x/").compression(None).build().unwrap();
         assert!(!c.inner.endpoints[0].request.headers().contains_key("sec-websocket-extensions"));
+    }
+
+    #[test]
+    fn invalid_port_is_a_build_error() {
+        // Issue 11, defect 3: these used to build and dial port 80 forever.
+        for url in
+            ["ws://127.0.0.1:99999/", "ws://127.0.0.1:65536/", "ws://127.0.0.1:abc/", "wss://h:0/", "ws://[::1]:70000/"]
+        {
+            match ClientBuilder::new(url).build() {
+                Err(BuildError::InvalidUrl { reason, .. }) => assert!(reason.contains("port"), "{url}: {reason}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(ClientBuilder::new("ws://h:65535/").build().unwrap().inner.endpoints[0].port, 65535);
+        assert_eq!(ClientBuilder::new("wss://h/").build().unwrap().inner.endpoints[0].port, 443);
+        assert_eq!(ClientBuilder::new("ws://u@[::1]:8080/").build().unwrap().inner.endpoints[0].port, 8080);
+        assert_eq!(ClientBuilder::new("ws://[::1]/").build().unwrap().inner.endpoints[0].port, 80);
+    }
+
+    #[test]
+    fn core_config_keeps_its_seed() {
+        // Issue 11, defect 9: `build` replaced a seeded core config's seed with a random one.
+        let seeded = Config::default().seed(42);
+        assert_eq!(ClientBuilder::new("ws://x/").core_config(seeded.clone()).build().unwrap().core().seed, 42);
+        // An explicit `seed` wins, whichever comes first.
+        let b = ClientBuilder::new("ws://x/").core_config(seeded.clone()).seed(7);
+        assert_eq!(b.build().unwrap().core().seed, 7);
+        let b = ClientBuilder::new("ws://x/").seed(7).core_config(seeded);
+        assert_eq!(b.build().unwrap().core().seed, 42);
+        // The default config's 0 still draws a seed per client.
+        let a = ClientBuilder::new("ws://x/").core_config(Config::default()).build().unwrap();
+        let b = ClientBuilder::new("ws://x/").core_config(Config::default()).build().unwrap();
+        assert_ne!(a.core().seed, b.core().seed);
     }
 
     #[test]

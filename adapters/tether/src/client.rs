@@ -18,6 +18,8 @@ use tracing::Instrument;
 
 use crate::driver::Driver;
 use crate::events::{EventQueue, Events};
+use crate::runtime::Clock;
+use crate::waiters::{Slot, Waiters};
 use crate::{ClientConfig, Runtime};
 
 /// State shared by the client handles, the event stream and the driver task.
@@ -27,26 +29,24 @@ pub(crate) struct Shared {
     /// The driver has been woken and not yet started its next round: no need to wake it again.
     notified: AtomicBool,
     /// Tasks waiting for queue room or for the end of the session.
-    waiters: Mutex<Vec<Waker>>,
-    pub(crate) events: EventQueue,
-    receipts: Mutex<HashMap<MessageId, oneshot::Sender<Outcome>>>,
-    receipts_pending: AtomicUsize,
-    finished: AtomicBool,
+    waiters: Waiters,
+    /// The runtime's clock.
+    clock: Box<dyn Clock>,
     /// The `now` a send passes when the configuration sets no TTL: the client's start. The session
     /// uses a send's time only for expiry and counts an earlier time as the latest it saw, so this
     /// changes nothing and spares a clock read per message (a measurable share of a send's cost).
     /// `None` with a TTL: sends read the clock.
     send_epoch: Option<Instant>,
+    pub(crate) events: EventQueue,
+    receipts: Mutex<HashMap<MessageId, oneshot::Sender<Outcome>>>,
+    receipts_pending: AtomicUsize,
+    finished: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn session(&self) -> MutexGuard<'_, Session> {
         // The session's methods never leave it inconsistent on a panic elsewhere: keep going.
         self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn waiters(&self) -> MutexGuard<'_, Vec<Waker>> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn receipts(&self) -> MutexGuard<'_, HashMap<MessageId, oneshot::Sender<Outcome>>> {
@@ -68,10 +68,12 @@ impl Shared {
     }
 
     pub(crate) fn wake_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.waiters());
-        for w in waiters {
-            w.wake();
-        }
+        self.waiters.wake_all();
+    }
+
+    /// The runtime's current time.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     pub(crate) fn wants_receipts(&self) -> bool {
@@ -83,6 +85,17 @@ impl Shared {
             self.receipts_pending.fetch_sub(1, Ordering::AcqRel);
             let _ = tx.send(outcome);
         }
+    }
+
+    /// Whether the driver stopped before the session ended (its task was dropped with its runtime):
+    /// nothing will move the session any more, and the client behaves as failed.
+    fn orphaned(&self, s: &Session) -> bool {
+        self.finished.load(Ordering::Acquire) && !matches!(s.state(), State::Closed | State::Failed)
+    }
+
+    /// A send refused because the driver is gone.
+    fn refuse_orphaned(message: Message) -> SendError {
+        SendError::Inactive { message, state: State::Failed }
     }
 
     pub(crate) fn finish(&self) {
@@ -105,7 +118,7 @@ const SEND_BURST: usize = crate::driver::ACTION_BATCH;
 
 /// The `now` for a send: see [`Shared::send_epoch`].
 fn send_time(shared: &Shared) -> Instant {
-    shared.send_epoch.unwrap_or_else(Instant::now)
+    shared.send_epoch.unwrap_or_else(|| shared.now())
 }
 
 /// Why a runtime crate's `connect` could not start a client. `tether_tokio::connect`,
@@ -128,7 +141,7 @@ pub enum ConnectError {
 ///
 /// The client starts connecting at once; messages sent before the connection is up are queued.
 pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
-    let now = Instant::now();
+    let now = rt.now();
     let inner = config.inner;
     let mut session = match Session::new(inner.core.clone(), now) {
         Ok(s) => s,
@@ -143,7 +156,8 @@ pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
         session: Mutex::new(session),
         driver: AtomicWaker::new(),
         notified: AtomicBool::new(false),
-        waiters: Mutex::new(Vec::new()),
+        waiters: Waiters::default(),
+        clock: Box::new(rt.clone()),
         events: EventQueue::new(inner.event_capacity),
         receipts: Mutex::new(HashMap::new()),
         receipts_pending: AtomicUsize::new(0),
@@ -164,7 +178,7 @@ impl Drop for HandleGuard {
     fn drop(&mut self) {
         let mut s = self.0.session();
         if !matches!(s.state(), State::Closing | State::Closed | State::Failed) {
-            let _ = s.close(Instant::now(), 1000, "client dropped", CloseMode::Drain);
+            let _ = s.close(self.0.now(), 1000, "client dropped", CloseMode::Drain);
         }
         drop(s);
         self.0.wake_driver();
@@ -173,6 +187,11 @@ impl Drop for HandleGuard {
 
 /// A handle on a resilient WebSocket connection. Cheap to clone, `Send + Sync`; the connection is
 /// closed (draining the queue) when the last handle is dropped.
+///
+/// If the driver task is dropped before the session ends (its runtime shuts down), the client behaves
+/// as failed: [`state`](Self::state) is [`State::Failed`], sends are refused with
+/// [`SendError::Inactive`], [`finished`](Self::finished) and [`close`](Self::close) return at once, the
+/// event stream ends and open [`Receipt`]s resolve as [`Outcome::Aborted`].
 #[derive(Clone)]
 pub struct Client {
     shared: Arc<Shared>,
@@ -191,6 +210,8 @@ pub struct SendMessage<'a> {
     client: &'a Client,
     slot: Option<Message>,
     yielded: bool,
+    /// Where it waits for room in the queue; freed when it completes or is dropped.
+    wait: Slot<'a>,
 }
 
 impl std::fmt::Debug for SendMessage<'_> {
@@ -204,7 +225,7 @@ impl Future for SendMessage<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.client.poll_send(cx, &mut this.slot, &mut this.yielded, false).map(|r| r.map(|(id, _)| id))
+        this.client.poll_send(cx, &mut this.slot, &mut this.yielded, &mut this.wait, false).map(|r| r.map(|(id, _)| id))
     }
 }
 
@@ -240,14 +261,15 @@ impl Client {
     ///
     /// Cancel-safe: if the returned future is dropped before it completes, the message was not queued.
     pub fn send(&self, message: impl Into<Message>) -> SendMessage<'_> {
-        SendMessage { client: self, slot: Some(message.into()), yielded: false }
+        SendMessage { client: self, slot: Some(message.into()), yielded: false, wait: Slot::new(&self.shared.waiters) }
     }
 
     /// Like [`send`](Self::send), and also returns a [`Receipt`] that resolves to the outcome.
     pub async fn send_with_receipt(&self, message: impl Into<Message>) -> Result<Receipt, SendError> {
         let mut slot = Some(message.into());
         let mut yielded = false;
-        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, &mut yielded, true)).await?;
+        let mut wait = Slot::new(&self.shared.waiters);
+        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, &mut yielded, &mut wait, true)).await?;
         Ok(Receipt { id, rx: rx.unwrap_or_else(|| oneshot::channel().1) })
     }
 
@@ -255,6 +277,9 @@ impl Client {
     pub fn try_send(&self, message: impl Into<Message>) -> Result<MessageId, SendError> {
         let now = send_time(&self.shared);
         let mut s = self.shared.session();
+        if self.shared.orphaned(&s) {
+            return Err(Shared::refuse_orphaned(message.into()));
+        }
         let r = s.send(now, message.into());
         drop(s);
         if r.is_ok() {
@@ -269,6 +294,7 @@ impl Client {
         cx: &mut Context<'_>,
         slot: &mut Option<Message>,
         yielded: &mut bool,
+        wait: &mut Slot<'_>,
         receipt: bool,
     ) -> Poll<Result<Accepted, SendError>> {
         let mut s = self.shared.session();
@@ -290,9 +316,14 @@ impl Client {
         let Some(message) = slot.take() else {
             unreachable!("a send future is not polled after it completed");
         };
+        if self.shared.orphaned(&s) {
+            wait.release();
+            return Poll::Ready(Err(Shared::refuse_orphaned(message)));
+        }
         let now = send_time(&self.shared);
         match s.send(now, message) {
             Ok(id) => {
+                wait.release();
                 // Registered under the session lock, before the driver can see the outcome.
                 let rx = receipt.then(|| {
                     let (tx, rx) = oneshot::channel();
@@ -306,11 +337,14 @@ impl Client {
             }
             Err(SendError::Full(message)) => {
                 // Registered under the session lock, so the room cannot appear unnoticed.
-                self.shared.waiters().push(cx.waker().clone());
+                wait.register(cx);
                 *slot = Some(message);
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(e)),
+            Err(e) => {
+                wait.release();
+                Poll::Ready(Err(e))
+            }
         }
     }
 
@@ -322,7 +356,8 @@ impl Client {
 
     /// Closes with an explicit [`CloseMode`]; returns when the session is closed.
     pub async fn close_with(&self, code: u16, reason: &str, mode: CloseMode) -> Result<(), CommandError> {
-        self.shared.session().close(Instant::now(), code, reason, mode)?;
+        let now = self.shared.now();
+        self.shared.session().close(now, code, reason, mode)?;
         self.shared.wake_driver();
         self.finished().await;
         Ok(())
@@ -330,11 +365,13 @@ impl Client {
 
     /// Waits until the client has closed or failed for good.
     pub async fn finished(&self) {
+        // Dropped with the future: a `select!` loop over `finished()` leaves no waker behind.
+        let mut wait = Slot::new(&self.shared.waiters);
         poll_fn(|cx| {
             if self.shared.finished.load(Ordering::Acquire) {
                 return Poll::Ready(());
             }
-            self.shared.waiters().push(cx.waker().clone());
+            wait.register(cx);
             if self.shared.finished.load(Ordering::Acquire) { Poll::Ready(()) } else { Poll::Pending }
         })
         .await
@@ -347,17 +384,20 @@ impl Client {
 
     /// Passes a network hint from the platform (online, offline, resumed from sleep).
     pub fn network_hint(&self, hint: NetworkHint) {
-        self.shared.session().handle_network(Instant::now(), hint);
+        let now = self.shared.now();
+        self.shared.session().handle_network(now, hint);
         self.shared.wake_driver();
     }
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.shared.session().state()
+        let s = self.shared.session();
+        if self.shared.orphaned(&s) { State::Failed } else { s.state() }
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.shared.session().stats(Instant::now())
+        let now = self.shared.now();
+        self.shared.session().stats(now)
     }
 }

@@ -59,6 +59,11 @@ impl<S> DeflateStream<S> {
         Self { inner, mode, buf: Vec::new(), at: 0, end: 0, compressor: None }
     }
 
+    /// The stream underneath.
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// The compressed form of `message`, as the frame to send, when it is to go compressed.
     pub(crate) fn compress(&mut self, message: &Message) -> Option<WsMessage> {
         let payload = self.compressor.as_mut()?.compress(message.payload())?;

@@ -11,6 +11,10 @@
 //! re-armed only when `poll_timeout` changes, and `now >= deadline` is checked before polling it. Work
 //! per wake-up is bounded; when the bound is hit the task yields instead of starving its neighbours.
 //! When a transport opens, the driver yields once so the application sees `Connected` first.
+//!
+//! The core releases transports explicitly: `Close` is graceful (the close frame is written and the
+//! connection read to its end, beside a new connection if one opens meanwhile, see `conn`), `Abort`
+//! drops at once with a reset. Every clock read goes through the runtime (`Runtime::now`, once per round).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -20,20 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use async_tungstenite::tungstenite::error::ProtocolError;
-use async_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
+use async_tungstenite::tungstenite::Message as WsMessage;
 use futures::task::AtomicWaker;
-use futures::{Sink, Stream};
-use tether_core::{
-    Action, CloseFrame, ConnectInfo, Event, Frame, Message, MessageId, MessageKind, OpenError, State, TransportError,
-    TransportEvent, TransportId, Violation,
-};
+use tether_core::{Action, ConnectInfo, Event, MessageId, OpenError, State, TransportEvent, TransportId};
 use tracing::Instrument;
 
 use crate::builder::Inner;
 use crate::client::Shared;
+use crate::conn::{Conn, Read, Reports};
 use crate::connect::failover::Failover;
 use crate::connect::{self, Ws, phases};
 use crate::runtime::Runtime;
@@ -77,19 +75,6 @@ struct Opening<R: Runtime> {
     reported: u8,
 }
 
-struct Conn<R: Runtime> {
-    id: TransportId,
-    ws: Ws<R>,
-    /// Last message id written.
-    fed: Option<MessageId>,
-    /// Last message id reported flushed.
-    reported: Option<MessageId>,
-    /// Preamble messages (sends without an id) written, and reported flushed.
-    preamble_fed: usize,
-    preamble_reported: usize,
-    need_flush: bool,
-}
-
 pub(crate) struct Driver<R: Runtime> {
     rt: R,
     cfg: Arc<Inner>,
@@ -97,15 +82,17 @@ pub(crate) struct Driver<R: Runtime> {
     timer: Option<R::Timer>,
     armed: Option<Instant>,
     opening: Option<Opening<R>>,
+    /// The connection the core sends on.
     conn: Option<Conn<R>>,
+    /// Connections let go of while still open, read until they end (usually none, at most two: the
+    /// core keeps one, and aborts it when it lets go of the next).
+    closing: Vec<Conn<R>>,
     /// Which endpoint each attempt goes to.
     failover: Failover,
     /// Actions taken from the core and not yet carried out, in order.
     batch: VecDeque<Action>,
-    /// The Close action for this transport ends a user close: wait for the handshake.
-    graceful_close: Option<TransportId>,
     /// Reports for the core gathered during the I/O phase.
-    reports: Vec<(TransportId, TransportEvent)>,
+    reports: Reports,
     /// Outcomes to hand to receipts, gathered under the session lock.
     outcomes: Vec<(MessageId, tether_core::Outcome)>,
     read_wake: Arc<ReadWake>,
@@ -124,19 +111,14 @@ impl<R: Runtime> Driver<R> {
             armed: None,
             opening: None,
             conn: None,
+            closing: Vec::new(),
             // Grown on first use: an idle connection should not pay for a burst's buffers.
             batch: VecDeque::new(),
-            graceful_close: None,
             reports: Vec::new(),
             outcomes: Vec::new(),
             read_waker: Waker::from(read_wake.clone()),
             read_wake,
         }
-    }
-
-    fn lose_conn(&mut self, id: TransportId, event: TransportEvent) {
-        self.reports.push((id, event));
-        self.conn = None;
     }
 
     fn poll_opening(&mut self, cx: &mut Context<'_>) -> bool {
@@ -166,15 +148,7 @@ impl<R: Runtime> Driver<R> {
                             "connected"
                         );
                         self.failover.served(info.endpoint);
-                        self.conn = Some(Conn {
-                            id,
-                            ws,
-                            fed: None,
-                            reported: None,
-                            preamble_fed: 0,
-                            preamble_reported: 0,
-                            need_flush: false,
-                        });
+                        self.conn = Some(Conn::new(id, ws));
                         // Frames may have arrived with the handshake response.
                         self.read_wake.ready.store(true, Ordering::Release);
                         self.reports.push((id, TransportEvent::Opened(info)));
@@ -189,9 +163,12 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Reads inbound frames while the application has room for the events they cause.
+    /// Reads inbound frames while the application has room for the events they cause: the current
+    /// connection's, and those of the connections still closing.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(conn) = &mut self.conn else { return false };
+        if self.conn.is_none() && self.closing.is_empty() {
+            return false;
+        }
         // Only when the read side has been woken since it last said Pending (or is new).
         if !self.read_wake.ready.load(Ordering::Acquire) || self.shared.events.room(cx) == 0 {
             return false;
@@ -199,46 +176,33 @@ impl<R: Runtime> Driver<R> {
         // Cleared before the attempt: a wake-up during it sets it again.
         self.read_wake.ready.store(false, Ordering::Release);
         let mut read_cx = Context::from_waker(&self.read_waker);
-        let id = conn.id;
         let mut progress = false;
-        for _ in 0..READ_BUDGET {
-            match Pin::new(&mut conn.ws).poll_next(&mut read_cx) {
-                Poll::Pending => return progress,
-                Poll::Ready(Some(Ok(msg))) => {
-                    progress = true;
-                    let frame = match msg {
-                        WsMessage::Text(t) => match Message::text_from_bytes(t.into()) {
-                            Ok(m) => Frame::Message(m),
-                            Err(_) => unreachable!("tungstenite validated the UTF-8"),
-                        },
-                        WsMessage::Binary(b) => Frame::Message(Message::binary(b)),
-                        WsMessage::Ping(_) => {
-                            // tungstenite queued the Pong: flush it promptly, or idle clients get dropped.
-                            conn.need_flush = true;
-                            Frame::Ping
-                        }
-                        WsMessage::Pong(p) => Frame::Pong(p),
-                        WsMessage::Close(f) => {
-                            // tungstenite queued the close reply: flush it, then read until the end.
-                            conn.need_flush = true;
-                            Frame::Close(f.map(|f| CloseFrame { code: f.code.into(), reason: f.reason.to_string() }))
-                        }
-                        WsMessage::Frame(_) => continue,
-                    };
-                    self.reports.push((id, TransportEvent::Received(frame)));
-                }
-                Poll::Ready(None) => {
-                    self.lose_conn(id, TransportEvent::Closed(Ok(None)));
-                    return true;
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    self.lose_conn(id, TransportEvent::Closed(classify_read_error(e)));
-                    return true;
-                }
+        let mut more = false;
+        let mut read = |conn: &mut Conn<R>, reports: &mut Reports| match conn.read(&mut read_cx, READ_BUDGET, reports) {
+            Read::Pending(p) => {
+                progress |= p;
+                true
             }
+            Read::Budget => {
+                progress = true;
+                more = true;
+                true
+            }
+            Read::Ended => {
+                progress = true;
+                false
+            }
+        };
+        if let Some(conn) = &mut self.conn
+            && !read(conn, &mut self.reports)
+        {
+            self.conn = None;
         }
-        // Budget spent without a Pending: more may be waiting, and no wake-up will say so.
-        self.read_wake.ready.store(true, Ordering::Release);
+        self.closing.retain_mut(|conn| read(conn, &mut self.reports));
+        if more {
+            // Budget spent without a Pending: more may be waiting, and no wake-up will say so.
+            self.read_wake.ready.store(true, Ordering::Release);
+        }
         progress
     }
 
@@ -250,7 +214,11 @@ impl<R: Runtime> Driver<R> {
                 Action::Open { transport, attempt } => {
                     let (id, attempt) = (*transport, *attempt);
                     self.batch.pop_front();
-                    self.conn = None;
+                    // A connection still here was let go of by the core while open (the server closed
+                    // it): read it to its end beside the new one.
+                    if let Some(old) = self.conn.take() {
+                        self.closing.push(old);
+                    }
                     let endpoint = self.failover.choose(attempt);
                     let span = tracing::info_span!("attempt", transport = %id, attempt, endpoint);
                     let phase = Arc::new(AtomicU8::new(0));
@@ -266,43 +234,24 @@ impl<R: Runtime> Driver<R> {
                         self.batch.pop_front();
                         continue;
                     };
-                    match Pin::new(&mut conn.ws).poll_ready(cx) {
+                    match conn.poll_ready(cx) {
                         Poll::Pending => return progress,
                         Poll::Ready(Err(e)) => {
-                            self.lose_conn(transport, TransportEvent::Closed(Err(classify_write_error(e))));
+                            self.reports.push((transport, TransportEvent::Closed(Err(e))));
+                            self.conn = None;
                             progress = true;
                             continue;
                         }
                         Poll::Ready(Ok(())) => {}
                     }
                     let (msg, id, preamble) = match self.batch.pop_front() {
-                        Some(Action::Send { id, message, .. }) => {
-                            let msg = conn.ws.get_mut().compress(&message).unwrap_or_else(|| to_ws(message));
-                            (msg, id, id.is_none())
-                        }
+                        Some(Action::Send { id, message, .. }) => (conn.outgoing(message), id, id.is_none()),
                         Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None, false),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
                     progress = true;
-                    if let Err(e) = Pin::new(&mut conn.ws).start_send(msg) {
-                        self.lose_conn(transport, TransportEvent::Closed(Err(classify_write_error(e))));
-                        continue;
-                    }
-                    conn.need_flush = true;
-                    if id.is_some() {
-                        conn.fed = id;
-                    } else if preamble {
-                        conn.preamble_fed += 1;
-                    }
-                }
-                Action::Abort { transport } => {
-                    let transport = *transport;
-                    self.batch.pop_front();
-                    progress = true;
-                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
-                        self.opening = None;
-                    }
-                    if self.conn.as_ref().is_some_and(|c| c.id == transport) {
+                    if let Err(e) = conn.start_send(msg, id, preamble) {
+                        self.reports.push((transport, TransportEvent::Closed(Err(e))));
                         self.conn = None;
                     }
                 }
@@ -311,20 +260,32 @@ impl<R: Runtime> Driver<R> {
                     self.batch.pop_front();
                     progress = true;
                     if self.opening.as_ref().is_some_and(|o| o.id == transport) {
+                        // Nothing to close gracefully yet: let go of it, and say it ended.
+                        self.opening = None;
+                        self.reports.push((transport, TransportEvent::Closed(Ok(None))));
+                        continue;
+                    }
+                    // Written with the next flush; read until the server answers and closes.
+                    if let Some(conn) = self.conn.take_if(|c| c.id == transport) {
+                        self.closing.push(conn);
+                    }
+                    if let Some(conn) = self.closing.iter_mut().find(|c| c.id == transport) {
+                        conn.close(code, reason);
+                    }
+                }
+                Action::Abort { transport } => {
+                    let transport = *transport;
+                    self.batch.pop_front();
+                    progress = true;
+                    // Dropping an opening attempt resets its socket (armed until the handshake ends).
+                    if self.opening.as_ref().is_some_and(|o| o.id == transport) {
                         self.opening = None;
                     }
-                    let graceful = self.graceful_close == Some(transport);
-                    let Some(conn) = self.conn.as_mut().filter(|c| c.id == transport) else { continue };
-                    let frame = WsCloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
-                    let queued = Pin::new(&mut conn.ws).start_send(WsMessage::Close(Some(frame))).is_ok();
-                    if graceful && queued {
-                        // Keep reading until the peer's close frame ends the handshake.
-                        conn.need_flush = true;
-                    } else {
-                        // The core has moved on (dead link, timeout): one non-blocking attempt to get
-                        // the close frame out, then let go.
-                        let _ = Pin::new(&mut conn.ws).poll_flush(cx);
-                        self.conn = None;
+                    if let Some(conn) = self.conn.take_if(|c| c.id == transport) {
+                        conn.abort();
+                    }
+                    if let Some(i) = self.closing.iter().position(|c| c.id == transport) {
+                        self.closing.swap_remove(i).abort();
                     }
                 }
             }
@@ -332,36 +293,44 @@ impl<R: Runtime> Driver<R> {
         progress
     }
 
+    /// Flushes every connection that has written something since its last flush.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(conn) = self.conn.as_mut().filter(|c| c.need_flush) else { return false };
-        match Pin::new(&mut conn.ws).poll_flush(cx) {
-            Poll::Pending => false,
-            Poll::Ready(Ok(())) => {
-                conn.need_flush = false;
-                if conn.preamble_fed > conn.preamble_reported {
-                    conn.preamble_reported = conn.preamble_fed;
-                    self.reports.push((conn.id, TransportEvent::PreambleFlushed { count: conn.preamble_fed }));
-                }
-                if conn.fed > conn.reported
-                    && let Some(through) = conn.fed
-                {
-                    conn.reported = conn.fed;
-                    self.reports.push((conn.id, TransportEvent::Flushed { through }));
-                }
-                true
+        let mut progress = false;
+        let mut flush = |conn: &mut Conn<R>, reports: &mut Reports| {
+            if !conn.needs_flush() {
+                return true;
             }
-            Poll::Ready(Err(e)) => {
-                let id = conn.id;
-                self.lose_conn(id, TransportEvent::Closed(Err(classify_write_error(e))));
-                true
+            match conn.poll_flush(cx, reports) {
+                Poll::Pending => true,
+                Poll::Ready(Ok(())) => {
+                    progress = true;
+                    true
+                }
+                Poll::Ready(Err(e)) => {
+                    progress = true;
+                    // A closing connection's write error only ends it.
+                    let end = if conn.is_closing() { Ok(None) } else { Err(e) };
+                    reports.push((conn.id, TransportEvent::Closed(end)));
+                    false
+                }
             }
+        };
+        if let Some(conn) = &mut self.conn
+            && !flush(conn, &mut self.reports)
+        {
+            self.conn = None;
         }
+        if !self.closing.is_empty() {
+            self.closing.retain_mut(|conn| flush(conn, &mut self.reports));
+        }
+        progress
     }
 
     /// The core phase. Returns (actions taken, next deadline, whether the session is over, the time
     /// it ran at).
     fn run_core(&mut self, cx: &Context<'_>) -> (bool, Option<Instant>, bool, Instant) {
-        let now = Instant::now();
+        // The round's one clock read.
+        let now = self.rt.now();
         let room = self.shared.events.room(cx) > 0;
         let mut s = self.shared.session();
         for (id, ev) in self.reports.drain(..) {
@@ -377,14 +346,6 @@ impl<R: Runtime> Driver<R> {
         if room {
             let before = self.batch.len();
             took = s.drain_actions(&mut self.batch, ACTION_BATCH.saturating_sub(before)) > 0;
-            // Taking actions never changes the state: a Close taken while closing ends a user close.
-            if took && s.state() == State::Closing {
-                for a in self.batch.range(before..) {
-                    if let Action::Close { transport, .. } = a {
-                        self.graceful_close = Some(*transport);
-                    }
-                }
-            }
         }
         let wants_receipts = self.shared.wants_receipts();
         let mut unblocked = false;
@@ -465,11 +426,13 @@ impl<R: Runtime> Future for Driver<R> {
             let (took, deadline, over, now) = this.run_core(cx);
             progress |= took;
             if over {
-                // Closed or failed, and every event handed over: release the transport and stop.
-                if let Some(conn) = this.conn.as_mut() {
-                    let _ = Pin::new(&mut conn.ws).poll_flush(cx);
-                }
+                // Closed or failed, and every event handed over: carry out what the core asked last
+                // (a close frame that fails the connection, say), try one flush, release the
+                // connections (closed, not reset: a close frame may still be on its way) and stop.
+                this.write_batch(cx);
+                this.poll_flush(cx);
                 this.conn = None;
+                this.closing.clear();
                 this.opening = None;
                 this.shared.finish();
                 tracing::debug!("driver finished");
@@ -497,70 +460,5 @@ impl<R: Runtime> Drop for Driver<R> {
     /// waiter, so nobody waits forever on a client that can no longer make progress.
     fn drop(&mut self) {
         self.shared.finish();
-    }
-}
-
-fn to_ws(message: Message) -> WsMessage {
-    let (kind, payload) = message.into_parts();
-    match kind {
-        MessageKind::Binary => WsMessage::Binary(payload),
-        // The core only builds text messages from valid UTF-8; the check is tungstenite's price.
-        MessageKind::Text => match Utf8Bytes::try_from(payload) {
-            Ok(t) => WsMessage::Text(t),
-            Err(_) => unreachable!("text messages hold valid UTF-8"),
-        },
-    }
-}
-
-fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError> {
-    let violation = |kind, detail: String| Err(TransportError::Violation { kind, detail });
-    match e {
-        WsError::ConnectionClosed | WsError::AlreadyClosed => Ok(None),
-        // The peer vanished (a crash, a reset): a lost connection, not a breach of the protocol.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            Err(TransportError::Io("connection reset without a closing handshake".into()))
-        }
-        // The details without tungstenite's "WebSocket protocol error: " prefix: `TransportError`'s
-        // message already says what kind of error it is.
-        WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
-        e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
-        WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
-        // The server's compressed data broke a limit (1009) or the format (1002).
-        WsError::Io(io) if crate::deflate::inflate_error(&io).is_some() => {
-            let inflate = crate::deflate::inflate_error(&io).map(|i| (i.is_too_big(), i.to_string()));
-            let (too_big, detail) = inflate.unwrap_or_default();
-            violation(if too_big { Violation::TooBig } else { Violation::Protocol }, detail)
-        }
-        other => Err(classify_write_error(other)),
-    }
-}
-
-fn classify_write_error(e: WsError) -> TransportError {
-    match e {
-        WsError::Io(e) => TransportError::Io(e.to_string()),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io("connection closed".into()),
-        other => TransportError::Io(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_errors_say_what_happened_once() {
-        let reset = classify_read_error(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake));
-        let Err(e) = reset else { panic!("a reset is an error") };
-        assert_eq!(e, TransportError::Io("connection reset without a closing handshake".into()));
-        assert_eq!(e.to_string(), "connection I/O error: connection reset without a closing handshake");
-
-        let Err(e) = classify_read_error(WsError::Protocol(ProtocolError::NonZeroReservedBits)) else {
-            panic!("a protocol error is an error")
-        };
-        let text = e.to_string();
-        assert!(matches!(e, TransportError::Violation { kind: Violation::Protocol, .. }), "{e:?}");
-        assert_eq!(text.matches("protocol").count(), 2, "{text}"); // "broke the WebSocket protocol (protocol error)"
-        assert!(!text.contains("WebSocket protocol error"), "{text}");
-        assert_eq!(classify_read_error(WsError::ConnectionClosed), Ok(None));
     }
 }

@@ -44,7 +44,24 @@ pub(crate) fn endpoint(
             return Err(BuildError::InvalidUrl { url: crate::redact::url(url), reason: "no host".into() });
         }
     };
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let port = match uri.authority().and_then(|a| port_of(a.as_str())) {
+        None => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => {
+                return Err(BuildError::InvalidUrl {
+                    url: crate::redact::url(url),
+                    reason: format!("invalid port {p:?}; use a number from 1 to 65535"),
+                });
+            }
+        },
+    };
 
     let mut request = uri
         .clone()
@@ -69,6 +86,19 @@ pub(crate) fn endpoint(
         request.headers_mut().insert("Sec-WebSocket-Protocol", v);
     }
     Ok(Endpoint { redacted_url: crate::redact::url(url), host, port, tls, request, proxy: None })
+}
+
+/// The port of an authority (`[user@]host[:port]`) as written, if one is written. The URI parser's own
+/// port is `None` for a port that does not fit a `u16` as well as for no port, and the client would then
+/// dial the default port: a port given must be checked as written.
+fn port_of(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    // An IPv6 literal holds colons of its own: the port follows its closing bracket.
+    let after_host = match host_port.rfind(']') {
+        Some(i) => &host_port[i + 1..],
+        None => host_port,
+    };
+    after_host.rsplit_once(':').map(|(_, port)| port)
 }
 
 /// RFC 7230 `tchar`.

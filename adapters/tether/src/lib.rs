@@ -34,6 +34,7 @@
 pub mod async_io;
 mod builder;
 mod client;
+mod conn;
 mod connect;
 mod deflate;
 mod driver;
@@ -44,7 +45,9 @@ mod keeper;
 pub mod proxy;
 mod redact;
 mod runtime;
+mod stream;
 mod tls;
+mod waiters;
 
 pub use builder::{
     BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook, ResolveFuture, Resolver,

@@ -8,8 +8,13 @@ use std::time::Instant;
 
 use futures::io::{AsyncRead, AsyncWrite};
 
-/// What the driver needs from an async runtime: spawning, one re-armable timer per client, name
-/// resolution and TCP connects. Everything else (TLS, WebSocket, reconnection) is shared.
+/// What the driver needs from an async runtime: spawning, a clock and one re-armable timer per
+/// client, name resolution, TCP connects and aborts. Everything else (TLS, WebSocket, reconnection) is
+/// shared.
+///
+/// Every clock read of the driver and the [`Client`](crate::Client) goes through [`now`](Self::now), and
+/// every wait through [`timer`](Self::timer), so a runtime with a virtual clock (a paused tokio clock, a
+/// test harness) runs a client in virtual time.
 ///
 /// `tether-tokio`, `tether-smol` and `tether-async-std` implement it; a custom runtime can too.
 pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
@@ -28,6 +33,12 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
         cx.waker().wake_by_ref();
     }
 
+    /// The current time, on the clock [`timer`](Self::timer) deadlines are measured against. Default:
+    /// [`Instant::now`]; a runtime with its own clock (tokio's can be paused) returns that one.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
     /// A timer that completes at `deadline`.
     fn timer(&self, deadline: Instant) -> Self::Timer;
 
@@ -40,4 +51,29 @@ pub trait Runtime: Clone + Send + Sync + Unpin + 'static {
     /// Opens a TCP connection with `TCP_NODELAY` set (WebSocket messages are latency-sensitive and the
     /// driver already coalesces writes).
     fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Tcp>> + Send + 'static;
+
+    /// Makes dropping `tcp` abort the connection instead of closing it: `SO_LINGER` 0, so the kernel
+    /// sends a reset and discards what is unsent or unacknowledged. A graceful close would keep
+    /// retransmitting those bytes, and once a broken path heals they would reach the server after the
+    /// messages of the next connection. The driver calls it just before it drops a connection the
+    /// session gave up on (a dead link, a connect timeout); an error is logged and the socket is dropped
+    /// anyway.
+    fn abort_on_drop(tcp: &Self::Tcp) -> io::Result<()>;
+}
+
+/// An instant for the sans-IO unit tests to add offsets to: they read no clock otherwise.
+#[cfg(test)]
+pub(crate) fn test_epoch() -> Instant {
+    Instant::now()
+}
+
+/// A runtime's clock, for the handles that are not generic over the runtime ([`Client`](crate::Client)).
+pub(crate) trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Instant;
+}
+
+impl<R: Runtime> Clock for R {
+    fn now(&self) -> Instant {
+        Runtime::now(self)
+    }
 }

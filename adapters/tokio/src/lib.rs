@@ -81,6 +81,11 @@ impl Runtime for TokioRuntime {
         let _ = y.as_mut().poll(&mut Context::from_waker(cx.waker()));
     }
 
+    fn now(&self) -> Instant {
+        // tokio's clock, which a test can pause and advance (`tokio::time::pause`).
+        tokio::time::Instant::now().into_std()
+    }
+
     fn timer(&self, deadline: Instant) -> Timer {
         let _enter = self.handle.enter();
         Timer(Box::pin(tokio::time::sleep_until(deadline.into())))
@@ -101,6 +106,11 @@ impl Runtime for TokioRuntime {
             Ok(TokioAdapter::new(s))
         }
     }
+
+    fn abort_on_drop(tcp: &Self::Tcp) -> io::Result<()> {
+        // Not `set_linger`, deprecated since a non-zero linger blocks the thread on drop; zero does not.
+        tcp.get_ref().set_zero_linger()
+    }
 }
 
 /// Starts a client on the current tokio runtime. See [`tether::connect`].
@@ -109,4 +119,27 @@ impl Runtime for TokioRuntime {
 /// [`ConnectError::NoRuntime`] when called outside a tokio runtime (tokio has no global one).
 pub fn connect(config: ClientConfig) -> Result<(Client, Events), ConnectError> {
     Ok(tether::connect(TokioRuntime::current()?, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The driver reads tokio's clock: paused, it stands still until advanced, and the timers follow it.
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_is_tokios_and_can_be_paused() {
+        let rt = TokioRuntime::current().unwrap();
+        let t0 = rt.now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(rt.now(), t0, "a paused clock does not move with real time");
+        let mut timer = rt.timer(t0 + Duration::from_secs(3_600));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut timer).poll(&mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(3_600)).await;
+        assert_eq!(rt.now() - t0, Duration::from_secs(3_600));
+        assert!(Pin::new(&mut timer).poll(&mut cx).is_ready());
+    }
 }

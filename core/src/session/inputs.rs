@@ -93,8 +93,8 @@ impl Session {
             }
             (State::Connected | State::Closing, TransportEvent::Flushed { through }) => {
                 let sent_before = self.report.stats.messages_sent;
-                let report = &mut self.report;
-                self.queue.flushed(through, &mut |id, len| report.sent(id, len));
+                let (report, acks) = (&mut self.report, &mut self.acks);
+                self.queue.flushed(through, &mut |id, len| report.flushed(acks, id, len));
                 if self.report.stats.messages_sent != sent_before {
                     self.report.stats.last_message_at = Some(now);
                 }
@@ -157,7 +157,8 @@ impl Session {
                 }
             }
             (Timer::Heartbeat, State::Connected) => self.heartbeat_ticks(now),
-            (Timer::Expiry, _) => self.queue.expire(now, &mut self.report.sink()),
+            (Timer::Expiry, _) => self.queue.expire(now, &mut self.report.sink(&mut self.acks)),
+            (Timer::Ack, _) => self.ack_timeouts(now),
             // A timer left over from another state has nothing to do.
             _ => {}
         }
@@ -233,6 +234,13 @@ impl Session {
                 stats.last_message_at = Some(now);
                 self.report.push(Event::Message(m));
             }
+            Frame::Correlated { key, message } => {
+                let stats = &mut self.report.stats;
+                stats.messages_received += 1;
+                stats.bytes_received += message.len() as u64;
+                stats.last_message_at = Some(now);
+                self.on_correlated(key, message);
+            }
             Frame::Ping => {}
             Frame::Pong(payload) => {
                 if let Some(rtt) = heartbeat.and_then(|hb| hb.on_pong(now, &payload)) {
@@ -241,7 +249,10 @@ impl Session {
             }
             Frame::Close(_) if self.state() == State::Closing => {
                 // The close handshake is done; the transport's end (the server closes TCP) is expected.
-                self.released = self.stage.transport();
+                // An older transport still awaited is aborted: the session is over.
+                if let Some(transport) = self.stage.transport() {
+                    self.release(now, transport, Release::AwaitEnd);
+                }
                 self.finish_close(now, Cause::CloseCompleted)
             }
             Frame::Close(frame) => self.on_remote_close(now, frame, Release::AwaitEnd),
@@ -375,16 +386,6 @@ impl Session {
         lost
     }
 
-    /// The in-flight messages of a lost transport: requeued at the head, or abandoned.
-    fn settle_in_flight(&mut self, now: Instant) {
-        let requeued = self.queue.transport_lost(&mut self.report.sink());
-        self.report.stats.messages_requeued += requeued as u64;
-        self.report.events.extend(self.queue.pending_ids().take(requeued).map(|id| Event::Requeued { id }));
-        // A requeued message whose TTL passed while it was in flight must not be sent again, and must not
-        // leave a deadline in the past at the head of the queue.
-        self.queue.expire(now, &mut self.report.sink());
-    }
-
     /// Why the session must give up now, if it must: a fatal verdict, or a spent budget.
     fn give_up_reason(&mut self, now: Instant, verdict: Verdict, cause: &Cause) -> Option<FailReason> {
         let outage_start = *self.outage.start.get_or_insert(now);
@@ -460,7 +461,8 @@ impl Session {
     /// Gives up (from a lost transport, whose books `lose` has closed).
     fn fail(&mut self, from: State, reason: FailReason, cause: Cause) {
         self.timers.stop_all();
-        self.queue.abort_all(&mut self.report.sink());
+        self.abandon_sent();
+        self.queue.abort_all(&mut self.report.sink(&mut self.acks));
         self.enter(from, Stage::Failed, cause);
         self.report.push(Event::Failed(reason));
     }
@@ -479,7 +481,8 @@ impl Session {
             _ => {}
         }
         self.timers.stop_all();
-        self.queue.abort_all(&mut self.report.sink());
+        self.abandon_sent();
+        self.queue.abort_all(&mut self.report.sink(&mut self.acks));
         self.enter(from, Stage::Closed, cause.clone());
         self.report.push(Event::Closed { cause });
     }

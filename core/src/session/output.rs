@@ -31,13 +31,18 @@ impl Session {
             open.preamble.unflushed.push_back(message.len());
             return Some(Action::Send { transport, id: None, message: message.clone() });
         }
-        let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink());
+        let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink(&mut self.acks));
         // Expired heads may have made room, and the head's expiry moved.
         self.settle();
         if let Some((id, message)) = next {
+            self.acks.handed(id);
             return Some(Action::Send { transport, id: Some(id), message });
         }
-        if draining && let Stage::Closing { close, .. } = &mut self.stage {
+        // A draining close also waits for the acknowledgements of tracked messages handed out.
+        if draining
+            && !self.awaiting_acks()
+            && let Stage::Closing { close, .. } = &mut self.stage
+        {
             close.sent = true;
             return Some(Action::Close { transport, code: close.code, reason: close.reason.clone() });
         }
@@ -60,11 +65,14 @@ impl Session {
             };
             if let Some(transport) = plain {
                 // What `poll_action` does in this state, without re-deciding the state per message.
-                let next = self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink());
-                if self.queue.take_unblocked(&self.cfg.queue) {
+                let next =
+                    self.queue.pop_for_send(&self.cfg.queue, self.last_now, &mut self.report.sink(&mut self.acks));
+                let queue = self.queue.take_unblocked(&self.cfg.queue);
+                if self.acks.take_unblocked(&self.cfg.acks) | queue {
                     self.report.push(Event::QueueUnblocked);
                 }
                 let Some((id, message)) = next else { break };
+                self.acks.handed(id);
                 into.push_back(Action::Send { transport, id: Some(id), message });
             } else {
                 let Some(a) = self.poll_action() else { break };
@@ -73,6 +81,7 @@ impl Session {
             n += 1;
         }
         self.timers.put(Timer::Expiry, self.queue.next_expiry());
+        self.timers.put(Timer::Ack, self.acks.next_deadline());
         n
     }
 

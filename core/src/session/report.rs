@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::acks::Acks;
 use crate::{Event, MessageId, Outcome, Stats};
 
 #[derive(Debug, Clone, Default)]
@@ -22,22 +23,33 @@ impl Report {
             Outcome::Expired => s.messages_expired += 1,
             Outcome::Abandoned => s.messages_abandoned += 1,
             Outcome::Aborted => s.messages_aborted += 1,
+            Outcome::Acked => s.messages_acked += 1,
+            Outcome::TimedOut => s.messages_timed_out += 1,
         }
         self.events.push_back(Event::Outcome { id, outcome });
     }
 
-    /// The sink the queue reports outcomes through.
+    /// The sink the queue reports outcomes through; a tracked message that ends there is forgotten by
+    /// the ack table too.
     #[inline]
-    pub(super) fn sink(&mut self) -> impl FnMut(MessageId, Outcome) + '_ {
-        move |id, outcome| self.outcome(id, outcome)
+    pub(super) fn sink<'a>(&'a mut self, acks: &'a mut Acks) -> impl FnMut(MessageId, Outcome) + 'a {
+        move |id, outcome| {
+            acks.remove(id);
+            self.outcome(id, outcome)
+        }
     }
 
-    /// A message reported flushed: counted as sent with its payload length, and its outcome recorded.
+    /// A message reported flushed: counted as sent with its payload length. An untracked one ends
+    /// `Sent`; a tracked one now waits for its acknowledgement (true).
     #[inline]
-    pub(super) fn sent(&mut self, id: MessageId, len: usize) {
+    pub(super) fn flushed(&mut self, acks: &mut Acks, id: MessageId, len: usize) -> bool {
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += len as u64;
+        if acks.flushed(id) {
+            return true;
+        }
         self.outcome(id, Outcome::Sent);
+        false
     }
 
     pub(super) fn push(&mut self, event: Event) {

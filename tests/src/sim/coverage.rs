@@ -8,7 +8,7 @@ use tether_core::{Action, Cause, Event};
 use super::spec::{OUTCOMES, STATES, legal_transition, outcome_index, state_index};
 
 /// Names of the event kinds, in [`event_index`] order.
-pub const EVENT_KINDS: [&str; 10] = [
+pub const EVENT_KINDS: [&str; 12] = [
     "StateChanged",
     "Connected",
     "Disconnected",
@@ -19,6 +19,8 @@ pub const EVENT_KINDS: [&str; 10] = [
     "QueueUnblocked",
     "Failed",
     "Closed",
+    "Redelivered",
+    "Response",
 ];
 
 /// Names of the action kinds, in [`action_index`] order.
@@ -53,6 +55,8 @@ pub fn event_index(e: &Event) -> usize {
         Event::QueueUnblocked => 7,
         Event::Failed(_) => 8,
         Event::Closed { .. } => 9,
+        Event::Redelivered { .. } => 10,
+        Event::Response { .. } => 11,
         other => panic!("an event kind the simulator does not count yet: {other:?}; add it to EVENT_KINDS"),
     }
 }
@@ -93,9 +97,9 @@ pub struct Coverage {
     /// `transitions[from][to]`, indexed as [`STATES`].
     pub transitions: [[u64; 7]; 7],
     /// Per [`EVENT_KINDS`].
-    pub events: [u64; 10],
+    pub events: [u64; 12],
     /// Per [`OUTCOMES`].
-    pub outcomes: [u64; 5],
+    pub outcomes: [u64; 7],
     /// Per [`ACTION_KINDS`].
     pub actions: [u64; 5],
     /// Causes of state changes, per [`CAUSE_KINDS`].
@@ -114,6 +118,16 @@ pub struct Coverage {
     pub liveness_checks: u64,
     /// Dead links the heartbeat had to detect within its bound.
     pub dead_link_checks: u64,
+    /// Runs that sent tracked messages.
+    pub tracked_runs: u64,
+    /// Acknowledgements the application gave by hand (`Session::ack`), and those that found nothing.
+    pub app_acks: u64,
+    /// Acknowledgements (by hand or correlated) that found nothing to acknowledge.
+    pub unknown_acks: u64,
+    /// Acknowledgements that ended a message waiting in line for its redelivery.
+    pub acks_while_requeued: u64,
+    /// Tracked messages cancelled.
+    pub cancels: u64,
 }
 
 impl Coverage {
@@ -163,6 +177,11 @@ impl Coverage {
         self.time_jumps += o.time_jumps;
         self.liveness_checks += o.liveness_checks;
         self.dead_link_checks += o.dead_link_checks;
+        self.tracked_runs += o.tracked_runs;
+        self.app_acks += o.app_acks;
+        self.unknown_acks += o.unknown_acks;
+        self.acks_while_requeued += o.acks_while_requeued;
+        self.cancels += o.cancels;
     }
 
     /// What was never reached: legal transitions, events, outcomes, actions and causes with a zero
@@ -229,6 +248,11 @@ impl fmt::Display for Coverage {
             f,
             "requeue duplicates {}  runs ended Failed {}  time jumps {}  liveness windows {}  dead links {}",
             self.duplicates, self.ended_failed, self.time_jumps, self.liveness_checks, self.dead_link_checks
+        )?;
+        writeln!(
+            f,
+            "tracked runs {}  acks by hand {}  unknown acks {}  acks of a message in line again {}  cancels {}",
+            self.tracked_runs, self.app_acks, self.unknown_acks, self.acks_while_requeued, self.cancels
         )
     }
 }

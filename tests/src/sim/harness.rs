@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use tether_core::{
-    Action, CloseMode, CommandError, Config, ConfigError, Event, Message, MessageId, NetworkHint, SendError, Session,
-    TransportEvent, TransportId,
+    AckKey, Action, CloseMode, CommandError, Config, ConfigError, Event, Message, MessageId, NetworkHint, SendError,
+    Session, Tracking, TransportEvent, TransportId,
 };
 
 use super::coverage::Coverage;
@@ -190,7 +190,41 @@ impl Harness {
         if let Err(e) = &r {
             ensure!(e.clone().into_message() == m, names::OUTCOME, "a refused message was not handed back intact");
         }
-        self.chk.on_send(&m, r.as_ref().ok().copied())?;
+        self.chk.on_send(&m, r.as_ref().ok().copied(), None)?;
+        Ok((r, self.drain()?))
+    }
+
+    /// `send_tracked`.
+    pub fn send_tracked(
+        &mut self,
+        m: Message,
+        tracking: Tracking,
+    ) -> Result<(Result<MessageId, SendError>, Vec<Action>), Violation> {
+        self.chk.before_input(&self.s, self.now, false);
+        let redeliver = tracking.redelivers();
+        let key = tracking.key.clone();
+        let r = self.s.send_tracked(self.now, m.clone(), tracking);
+        self.log(|| format!("user   send_tracked {key} {m:?} -> {:?}", r.as_ref().map_err(|e| e.to_string())));
+        if let Err(e) = &r {
+            ensure!(e.clone().into_message() == m, names::OUTCOME, "a refused message was not handed back intact");
+        }
+        self.chk.on_send(&m, r.as_ref().ok().copied(), Some(redeliver))?;
+        Ok((r, self.drain()?))
+    }
+
+    /// `ack`: the application acknowledges `key` by hand.
+    pub fn ack(&mut self, key: &AckKey) -> Result<(Option<MessageId>, Vec<Action>), Violation> {
+        self.chk.before_input(&self.s, self.now, false);
+        let r = self.s.ack(self.now, key);
+        self.log(|| format!("user   ack {key} -> {r:?}"));
+        Ok((r, self.drain()?))
+    }
+
+    /// `cancel`.
+    pub fn cancel(&mut self, key: &AckKey) -> Result<(Option<MessageId>, Vec<Action>), Violation> {
+        self.chk.before_input(&self.s, self.now, false);
+        let r = self.s.cancel(self.now, key);
+        self.log(|| format!("user   cancel {key} -> {r:?}"));
         Ok((r, self.drain()?))
     }
 

@@ -2,8 +2,8 @@
 //! getters, [`spec::legal_transition`](super::spec::legal_transition), [`spec::backoff_bounds`](super::spec::backoff_bounds), the [`Config`]) is
 //! used, never its internals. The simulator and the fuzz targets share this checker.
 //!
-//! The checker keeps its own model of what the documentation promises: which messages were accepted,
-//! handed to which transport, flushed by the driver, requeued; how many consecutive failures the
+//! The checker keeps its own model of what the documentation promises: which messages were accepted
+//! (tracked or not), handed to which transport, flushed by the driver, requeued or redelivered; how many consecutive failures the
 //! current outage has had and how many backoff delays were drawn in it (both reset by `connect` and
 //! once a connection has stayed up for `stable_after` while the driver called `handle_timeout`).
 
@@ -79,6 +79,17 @@ pub mod names {
     pub const BOUNDED: &str = "bounded-drive";
     /// A transport is aborted at most once, and no action names it after its abort.
     pub const RELEASE: &str = "released-once";
+    /// Every tracked message ends `Acked` or with a failure outcome (never `Sent`), consistent with
+    /// where it got to.
+    pub const TRACKED: &str = "tracked-ends-acked-or-failed";
+    /// A tracked message is never `Acked` before it was handed to a transport.
+    pub const ACK_AFTER_SEND: &str = "acked-only-after-sent";
+    /// Nothing acknowledged is handed to a transport again.
+    pub const NO_RESEND: &str = "acked-never-resent";
+    /// Redelivered messages go first on the next connection, in their original order.
+    pub const REDELIVERY: &str = "redelivery-keeps-order";
+    /// The server holds every message the client saw acknowledged.
+    pub const SERVER_HOLDS: &str = "server-holds-acked";
 }
 use names::*;
 
@@ -91,7 +102,12 @@ struct Msg {
     handed_on: Option<TransportId>,
     /// The driver reported it flushed on `handed_on`.
     flushed: bool,
+    /// Times put back in line (requeued or redelivered).
     requeues: u32,
+    /// Sent with `send_tracked`; then whether it is redelivered after a lost connection.
+    tracked: Option<bool>,
+    /// Handed to some transport at least once.
+    handed_ever: bool,
 }
 
 /// What the retry policy says about a failure, derived independently from the documented table.
@@ -125,9 +141,16 @@ pub struct Checker {
     last_on_transport: Option<(TransportId, MessageId)>,
     open_count: usize,
     open_bytes: usize,
+    open_tracked: usize,
+    open_tracked_bytes: usize,
     accepted: u64,
     requeued: u64,
-    outcomes: [u64; 5],
+    redelivered: u64,
+    /// Tracked messages reported flushed (counted as sent, without an outcome).
+    tracked_flushed: u64,
+    /// A `Response` was reported for this id: its `Acked` outcome must come next.
+    response_for: Option<MessageId>,
+    outcomes: [u64; 7],
     // The backoff model.
     failures: u32,
     draws: u32,
@@ -165,9 +188,14 @@ impl Checker {
             last_on_transport: None,
             open_count: 0,
             open_bytes: 0,
+            open_tracked: 0,
+            open_tracked_bytes: 0,
             accepted: 0,
             requeued: 0,
-            outcomes: [0; 5],
+            redelivered: 0,
+            tracked_flushed: 0,
+            response_for: None,
+            outcomes: [0; 7],
             failures: 0,
             draws: 0,
             outage_start: None,
@@ -228,14 +256,33 @@ impl Checker {
         }
     }
 
-    /// Records the result of `send`.
-    pub fn on_send(&mut self, message: &Message, result: Option<MessageId>) -> Result<(), Violation> {
+    /// Whether `id` was sent tracked.
+    pub fn is_tracked(&self, id: MessageId) -> bool {
+        self.msgs.get(&id).is_some_and(|m| m.tracked.is_some())
+    }
+
+    /// Whether `id` waits in line for its redelivery (tracked, sent before, now pending).
+    pub fn in_line_again(&self, id: MessageId) -> bool {
+        self.msgs.get(&id).is_some_and(|m| m.tracked.is_some() && m.handed_ever && m.handed_on.is_none())
+    }
+
+    /// Records the result of `send` (`tracked`: sent with `send_tracked`, and whether it redelivers).
+    pub fn on_send(
+        &mut self,
+        message: &Message,
+        result: Option<MessageId>,
+        tracked: Option<bool>,
+    ) -> Result<(), Violation> {
         let Some(id) = result else { return Ok(()) };
         ensure!(self.last_id.is_none_or(|l| id > l), FIFO, "send returned {id} after {:?}", self.last_id);
         self.last_id = Some(id);
         self.accepted += 1;
         self.open_count += 1;
         self.open_bytes += message.len();
+        if tracked.is_some() {
+            self.open_tracked += 1;
+            self.open_tracked_bytes += message.len();
+        }
         let msg = Msg {
             message: message.clone(),
             accepted_at: self.now,
@@ -243,6 +290,8 @@ impl Checker {
             handed_on: None,
             flushed: false,
             requeues: 0,
+            tracked,
+            handed_ever: false,
         };
         self.msgs.insert(id, msg);
         Ok(())
@@ -263,6 +312,9 @@ impl Checker {
             for m in self.in_flight.iter().filter(|m| **m <= *through) {
                 let msg = self.msgs.get_mut(m).expect("in-flight ids are known");
                 if msg.handed_on == Some(id) {
+                    if !msg.flushed && msg.tracked.is_some() {
+                        self.tracked_flushed += 1;
+                    }
                     msg.flushed = true;
                 }
             }
@@ -293,6 +345,7 @@ impl Checker {
                 let Some(m) = self.msgs.get_mut(id) else {
                     return Err(Violation { invariant: OUTCOME, detail: format!("Send of unknown id {id}") });
                 };
+                ensure!(m.outcome != Some(Outcome::Acked), NO_RESEND, "Send of {id} after it was acknowledged");
                 ensure!(m.outcome.is_none(), OUTCOME, "Send of {id} which already ended {:?}", m.outcome);
                 ensure!(m.handed_on.is_none(), DUPLICATE, "{id} handed to {transport} while in flight");
                 ensure!(m.message == *message, OUTCOME, "Send of {id} carries another payload");
@@ -304,9 +357,13 @@ impl Checker {
                     self.last_handed
                 );
                 if let Some((t, last)) = self.last_on_transport {
-                    ensure!(t != *transport || *id > last, FIFO, "{id} handed after {last} on {transport}");
+                    // A redelivered message that comes after a newer one on the same transport was not
+                    // sent first, in order.
+                    let name = if again && m.tracked.is_some() { REDELIVERY } else { FIFO };
+                    ensure!(t != *transport || *id > last, name, "{id} handed after {last} on {transport}");
                 }
                 m.handed_on = Some(*transport);
+                m.handed_ever = true;
                 m.flushed = false;
                 self.last_handed = Some(self.last_handed.map_or(*id, |l| l.max(*id)));
                 self.last_on_transport = Some((*transport, *id));
@@ -460,9 +517,35 @@ impl Checker {
             return Err(Violation { invariant: OUTCOME, detail: format!("outcome {outcome:?} for unknown id {id}") });
         };
         ensure!(m.outcome.is_none(), OUTCOME, "{id} ended {outcome:?} after {:?}", m.outcome);
+        ensure!(
+            self.response_for.is_none_or(|r| r == id && outcome == Outcome::Acked),
+            OUTCOME,
+            "{id} ended {outcome:?} right after the Response of {:?}",
+            self.response_for
+        );
+        self.response_for = None;
+        let tracked = m.tracked.is_some();
         match outcome {
             Outcome::Sent => {
+                ensure!(!tracked, TRACKED, "tracked {id} ended Sent");
                 ensure!(m.handed_on.is_some() && m.flushed, OUTCOME, "{id} Sent but the driver never flushed it")
+            }
+            Outcome::Acked => {
+                ensure!(tracked, TRACKED, "untracked {id} ended Acked");
+                ensure!(m.handed_ever, ACK_AFTER_SEND, "{id} Acked but never handed to a transport");
+            }
+            Outcome::TimedOut => {
+                let timeout = self.cfg.acks.timeout;
+                ensure!(tracked, TRACKED, "untracked {id} ended TimedOut");
+                ensure!(
+                    timeout.is_some_and(|t| self.now >= m.accepted_at + t),
+                    TRACKED,
+                    "{id} TimedOut {:?} after acceptance, ack timeout {timeout:?}",
+                    self.now - m.accepted_at
+                );
+            }
+            Outcome::Abandoned if tracked => {
+                ensure!(m.handed_ever, TRACKED, "tracked {id} Abandoned but never handed to a transport")
             }
             Outcome::Abandoned => ensure!(m.handed_on.is_some(), OUTCOME, "{id} Abandoned but was not in flight"),
             Outcome::Expired => {
@@ -479,7 +562,10 @@ impl Checker {
                 ensure!(m.handed_on.is_none(), OUTCOME, "{id} Dropped while in flight");
                 ensure!(self.cfg.queue.overflow == Overflow::DropOldest, OUTCOME, "{id} Dropped under Reject");
             }
-            Outcome::Aborted => ensure!(m.handed_on.is_none(), OUTCOME, "{id} Aborted while in flight"),
+            Outcome::Aborted => {
+                ensure!(m.handed_on.is_none(), OUTCOME, "{id} Aborted while in flight");
+                ensure!(!(tracked && m.handed_ever), TRACKED, "tracked {id} Aborted, but it was sent before");
+            }
             other => {
                 return Err(Violation { invariant: OUTCOME, detail: format!("{id}: outcome {other:?} not in spec") });
             }
@@ -487,6 +573,10 @@ impl Checker {
         m.outcome = Some(outcome);
         self.open_count -= 1;
         self.open_bytes -= m.message.len();
+        if tracked {
+            self.open_tracked -= 1;
+            self.open_tracked_bytes -= m.message.len();
+        }
         let Some(i) = outcome_index(outcome) else {
             return Err(Violation { invariant: OUTCOME, detail: format!("{outcome:?} is not in spec::OUTCOMES") });
         };
@@ -526,12 +616,34 @@ impl Checker {
                 let Some(m) = self.msgs.get_mut(id) else {
                     return Err(Violation { invariant: OUTCOME, detail: format!("Requeued unknown id {id}") });
                 };
+                ensure!(m.tracked.is_none(), TRACKED, "tracked {id} reported Requeued, not Redelivered");
                 ensure!(m.outcome.is_none() && m.handed_on.is_some(), OUTCOME, "{id} requeued but not in flight");
                 m.handed_on = None;
                 m.flushed = false;
                 m.requeues += 1;
                 self.requeued += 1;
                 self.in_flight.retain(|x| x != id);
+            }
+            Event::Redelivered { id } => {
+                let Some(m) = self.msgs.get_mut(id) else {
+                    return Err(Violation { invariant: TRACKED, detail: format!("Redelivered unknown id {id}") });
+                };
+                ensure!(m.tracked == Some(true), TRACKED, "{id} redelivered, tracked {:?}", m.tracked);
+                ensure!(m.outcome.is_none() && m.handed_on.is_some(), TRACKED, "{id} redelivered but not sent");
+                m.handed_on = None;
+                m.flushed = false;
+                m.requeues += 1;
+                self.redelivered += 1;
+                self.in_flight.retain(|x| x != id);
+            }
+            Event::Response { id, .. } => {
+                let m = self.msgs.get(id);
+                ensure!(
+                    m.is_some_and(|m| m.tracked.is_some() && m.outcome.is_none() && m.handed_ever),
+                    ACK_AFTER_SEND,
+                    "Response for {id}, which is not a sent tracked message waiting for its acknowledgement"
+                );
+                self.response_for = Some(*id);
             }
             Event::Connected { attempt, .. } => {
                 ensure!(
@@ -551,6 +663,7 @@ impl Checker {
     pub fn after_input(&mut self, s: &Session) -> Result<(), Violation> {
         let now = self.now;
         ensure!(self.loss.is_none(), BACKOFF, "a loss got neither RetryScheduled nor Failed");
+        ensure!(self.response_for.is_none(), OUTCOME, "a Response without its Acked outcome");
         ensure!(s.state() == self.state, TRANSITION, "state() is {:?}, events say {:?}", s.state(), self.state);
         let timeout = s.poll_timeout();
         if self.input_is_timeout {
@@ -585,12 +698,32 @@ impl Checker {
         let st = s.stats(now);
         let o = &self.outcomes;
         ensure!(
-            st.messages_sent == o[0] + self.preamble_flushed,
+            st.messages_sent == o[0] + self.preamble_flushed + self.tracked_flushed,
             STATS,
-            "messages_sent {} but {} messages ended Sent and {} preamble messages were reported flushed",
+            "messages_sent {} but {} messages ended Sent, {} preamble and {} tracked messages were reported flushed",
             st.messages_sent,
             o[0],
-            self.preamble_flushed
+            self.preamble_flushed,
+            self.tracked_flushed
+        );
+        let a = &self.cfg.acks;
+        ensure!(
+            st.tracked == self.open_tracked && st.tracked_bytes == self.open_tracked_bytes,
+            TRACKED,
+            "{} tracked messages ({} bytes) held; {} ({} bytes) accepted without outcome",
+            st.tracked,
+            st.tracked_bytes,
+            self.open_tracked,
+            self.open_tracked_bytes
+        );
+        ensure!(
+            st.tracked <= a.max_messages && st.tracked_bytes <= a.max_bytes,
+            QUEUE,
+            "window: {} tracked messages, {} bytes; limits {} / {}",
+            st.tracked,
+            st.tracked_bytes,
+            a.max_messages,
+            a.max_bytes
         );
         ensure!(
             st.messages_accepted == self.accepted
@@ -598,11 +731,15 @@ impl Checker {
                 && st.messages_dropped == o[1]
                 && st.messages_expired == o[2]
                 && st.messages_abandoned == o[3]
-                && st.messages_aborted == o[4],
+                && st.messages_aborted == o[4]
+                && st.messages_acked == o[5]
+                && st.messages_timed_out == o[6]
+                && st.messages_redelivered == self.redelivered,
             STATS,
-            "stats {st:?} vs accepted {} requeued {} outcomes {o:?}",
+            "stats {st:?} vs accepted {} requeued {} redelivered {} outcomes {o:?}",
             self.accepted,
-            self.requeued
+            self.requeued,
+            self.redelivered
         );
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tether_core::{BackoffConfig, Config, HeartbeatConfig, InFlightPolicy, Jitter, Overflow, QueueConfig};
+use tether_core::{AckConfig, BackoffConfig, Config, HeartbeatConfig, InFlightPolicy, Jitter, Overflow, QueueConfig};
 
 use super::link::LinkParams;
 use super::rng::SimRng;
@@ -79,6 +79,35 @@ pub struct Scenario {
     pub end: Duration,
     /// Longest server-requested delay this scenario can produce (after the policy's cap).
     pub max_retry_delay: Duration,
+    /// Tracked (acknowledged) messages, in about a third of the scenarios.
+    pub tracking: Option<TrackingPlan>,
+}
+
+/// How a scenario uses tracked messages. Drawn from a generator of its own ([`tracking_rng`]), after
+/// everything else: a scenario without them is exactly the one its seed gave before they existed, so
+/// the golden traces of those seeds did not change.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackingPlan {
+    /// Chance that a data message is sent tracked.
+    pub share: f64,
+    /// Chance that a tracked message is redelivered after a lost connection (else it is abandoned).
+    pub redeliver: f64,
+    /// Chance that the client's driver correlates an acknowledgement (`Frame::Correlated`), rather
+    /// than the application acknowledging by hand (`Session::ack`) when it reads it.
+    pub correlated: f64,
+    /// Chance that the application acknowledges by hand only at its next action, not at once.
+    pub delayed: f64,
+    /// Chance that the server never acknowledges a message it received.
+    pub forget: f64,
+    /// Chance that it acknowledges one twice.
+    pub twice: f64,
+    /// Chance that a user action cancels a tracked message.
+    pub cancel: f64,
+}
+
+/// The generator of tracking decisions for `seed`: separate from the scenario's and the world's.
+pub fn tracking_rng(seed: u64) -> SimRng {
+    SimRng::new(seed ^ 0x7AC4_ED00_ACC5)
 }
 
 /// Core bugs the simulator found and that are not fixed yet; the default scenarios would steer around
@@ -116,7 +145,24 @@ impl Scenario {
             phases.push(phase);
             t += len;
         }
-        Self { seed, cfg, link, phases, end: t, max_retry_delay }
+        let mut trk = tracking_rng(seed);
+        let mut cfg = cfg;
+        let tracking = trk.chance(0.35).then(|| {
+            cfg.acks = AckConfig::default()
+                .max_messages(trk.range(1, 48) as usize)
+                .max_bytes(trk.range(300, 12_000) as usize)
+                .timeout(trk.chance(0.4).then(|| trk.ms(300, 20_000)));
+            TrackingPlan {
+                share: trk.pick(&[0.3, 0.7, 1.0]),
+                redeliver: trk.pick(&[1.0, 1.0, 0.8]),
+                correlated: trk.pick(&[0.0, 0.5, 1.0]),
+                delayed: trk.pick(&[0.0, 0.3]),
+                forget: trk.pick(&[0.0, 0.0, 0.02, 0.1]),
+                twice: trk.pick(&[0.0, 0.05]),
+                cancel: trk.pick(&[0.0, 0.02]),
+            }
+        });
+        Self { seed, cfg, link, phases, end: t, max_retry_delay, tracking }
     }
 
     /// The phase in force at `t` from the epoch.

@@ -33,8 +33,15 @@ pub fn state_index(s: State) -> usize {
 }
 
 /// Every outcome the simulator knows, in the order of [`outcome_index`].
-pub const OUTCOMES: [Outcome; 5] =
-    [Outcome::Sent, Outcome::Dropped, Outcome::Expired, Outcome::Abandoned, Outcome::Aborted];
+pub const OUTCOMES: [Outcome; 7] = [
+    Outcome::Sent,
+    Outcome::Dropped,
+    Outcome::Expired,
+    Outcome::Abandoned,
+    Outcome::Aborted,
+    Outcome::Acked,
+    Outcome::TimedOut,
+];
 
 /// Index of an outcome in [`OUTCOMES`]; `None` for an outcome added to the core since.
 pub fn outcome_index(o: Outcome) -> Option<usize> {

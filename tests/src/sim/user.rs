@@ -12,6 +12,10 @@ use super::rng::SimRng;
 pub const DATA: u8 = b'D';
 /// Payload tag of a preamble message.
 pub const PREAMBLE: u8 = b'P';
+/// Payload tag of a tracked data message: the server acknowledges it.
+pub const TRACKED: u8 = b'T';
+/// Payload tag of the server's acknowledgement of tracked message `key`.
+pub const ACK: u8 = b'A';
 
 /// One thing the user (or the platform) does.
 #[derive(Debug, Clone)]
@@ -77,7 +81,7 @@ pub const MIN_LEN: usize = 17;
 pub fn payload(tag: u8, key: u64, len: usize) -> Message {
     let mut s = format!("{}{key:016x}", tag as char);
     s.extend(std::iter::repeat_n('.', len.saturating_sub(MIN_LEN)));
-    if tag == DATA && key % 2 == 1 { Message::binary(Bytes::from(s)) } else { Message::text(s) }
+    if (tag == DATA || tag == TRACKED) && key % 2 == 1 { Message::binary(Bytes::from(s)) } else { Message::text(s) }
 }
 
 /// The tag and key of a payload built by [`payload`].

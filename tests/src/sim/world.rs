@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tether_core::{
-    Action, CloseFrame, CloseMode, ConnectInfo, Event, Frame, Message, MessageId, NetworkHint, State, TransportError,
+    Action, CloseFrame, CloseMode, Event, Frame, Message, MessageId, NetworkHint, State, TransportError,
     TransportEvent, TransportId,
 };
+
+mod serving;
+mod tracked;
 
 use super::harness::Harness;
 use super::invariants::{Violation, ensure, names};
 use super::rng::SimRng;
 use super::scenario::{PhaseKind, Scenario, liveness_bound};
-use super::server::{self, Behaviour, Conn, Ending};
+use super::server::{Conn, Ending};
 use super::user::{self, UserAction};
 
 /// Most steps one run may take; more is a livelock.
@@ -40,6 +43,8 @@ enum Ev {
     FlushReport(TransportId, MessageId),
     PreambleReport(TransportId, usize),
     ServerEnd(TransportId, Ending),
+    /// The server acknowledges tracked message `key`.
+    SrvAck(TransportId, u64),
     Chatter(TransportId),
     DeadCheck,
     Liveness(u64),
@@ -85,6 +90,8 @@ pub struct World {
     /// The session, its checker, coverage and trace.
     pub h: Harness,
     rng: SimRng,
+    /// Tracked messages: their own generator, and the acknowledgements the application holds.
+    trk: tracked::Tracked,
     queue: BinaryHeap<Item>,
     seq: u64,
     // Ordered: the simulator iterates it, and its runs must not depend on a hasher's seed.
@@ -117,10 +124,12 @@ impl World {
         let sc = Scenario::generate(seed, known_bugs);
         let mut h = Harness::new(sc.cfg.clone(), epoch, trace).expect("the simulator generates valid configs");
         h.cov.runs = 1;
+        h.cov.tracked_runs = u64::from(sc.tracking.is_some());
         // Half the seeds drive the session in batches, the way the adapter's driver does.
         h.batched = seed % 2 == 1;
         let mut w = Self {
             rng: SimRng::new(seed ^ 0x005E_ED0F_7E7E),
+            trk: tracked::Tracked::new(seed),
             h,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -223,7 +232,9 @@ impl World {
         let now = self.h.now;
         let state = self.h.s.state();
         let mut connected = false;
-        for e in std::mem::take(&mut self.h.events) {
+        let events = std::mem::take(&mut self.h.events);
+        self.on_tracked_events(&events)?;
+        for e in events {
             match e {
                 Event::Connected { transport, .. } => {
                     connected = true;
@@ -248,7 +259,7 @@ impl World {
             self.perform(now, a);
         }
         self.current = self.h.s.transport();
-        Ok(())
+        self.give_acks()
     }
 
     fn perform(&mut self, now: Instant, a: Action) {
@@ -356,6 +367,7 @@ impl World {
                 if ended {
                     c.client_closed = true;
                 }
+                let ev = self.correlate(ev);
                 let actions = self.h.transport(t, ev)?;
                 self.after_call(actions)?;
             }
@@ -404,6 +416,7 @@ impl World {
                 }
             }
             Ev::ServerEnd(t, ending) => self.server_end(t, ending),
+            Ev::SrvAck(t, k) => self.server_ack_out(t, k),
             Ev::Chatter(t) => {
                 let live = self.conns.get(&t).is_some_and(|c| c.passes() && !c.client_closed);
                 if live && self.h.s.transport() == Some(t) {
@@ -426,128 +439,6 @@ impl World {
                     self.live = None;
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn server_open(&mut self, t: TransportId) {
-        let phase = self.sc.phases[self.phase];
-        let b = server::draw(&mut self.rng, &phase);
-        self.log(|| format!("server {t} {b:?}"));
-        match b {
-            Behaviour::Accept { ending, slow } => {
-                if let Some(c) = self.conns.get_mut(&t) {
-                    c.accepted = true;
-                    c.slow = slow;
-                }
-                let handshake = self.rng.ms(1, 300);
-                self.send_to_client(t, TransportEvent::Opened(ConnectInfo::new(handshake)));
-                if let Some((after, ending)) = ending {
-                    self.at(self.h.now + after, Ev::ServerEnd(t, ending));
-                }
-                let next = self.h.now + self.rng.ms(500, 15_000);
-                self.at(next, Ev::Chatter(t));
-            }
-            Behaviour::Refuse(err) => self.send_to_client(t, TransportEvent::OpenFailed(err)),
-            Behaviour::CloseDuringHandshake => {
-                self.send_to_client(t, TransportEvent::Closed(Err(TransportError::Io("eof in handshake".into()))))
-            }
-            Behaviour::Hang => {}
-        }
-    }
-
-    fn server_end(&mut self, t: TransportId, ending: Ending) {
-        let Some(c) = self.conns.get_mut(&t) else { return };
-        if c.ending_cancelled || !c.passes() {
-            return;
-        }
-        match ending {
-            Ending::Close { frame, form } => {
-                c.dead = true;
-                if form != 1 {
-                    self.send_to_client(t, TransportEvent::Received(Frame::Close(frame.clone())));
-                }
-                if form != 0 {
-                    self.send_to_client(t, TransportEvent::Closed(Ok(frame)));
-                }
-            }
-            Ending::Drop(err) => {
-                // A reset ends the connection; after a violation it stays open until the close handshake.
-                c.dead = matches!(err, TransportError::Io(_));
-                self.send_to_client(t, TransportEvent::Closed(Err(err)));
-            }
-            Ending::Silent => self.go_silent(t),
-        }
-    }
-
-    fn go_silent(&mut self, t: TransportId) {
-        let Some(c) = self.conns.get_mut(&t) else { return };
-        if !c.passes() {
-            return;
-        }
-        c.silent = true;
-        self.log(|| format!("server {t} goes silent"));
-        if let Some(hb) = &self.sc.cfg.heartbeat {
-            // Make sure something runs right after the bound, so a missed detection is seen.
-            let at = self.h.now + self.sc.link.max_one_way() + hb.detection_bound() + Duration::from_millis(1);
-            self.at(at, Ev::DeadCheck);
-        }
-    }
-
-    fn server_data(&mut self, t: TransportId, m: Message) -> Result<(), Violation> {
-        let Some(c) = self.conns.get_mut(&t) else { return Ok(()) };
-        if !c.passes() {
-            return Ok(());
-        }
-        let Some((tag, key)) = user::parse(&m) else {
-            return Err(Violation { invariant: names::OUTCOME, detail: format!("server got a foreign payload {m:?}") });
-        };
-        if tag == user::PREAMBLE {
-            let expected = c.preamble.get(c.preamble_got).copied();
-            ensure!(
-                c.last_data.is_none() && expected == Some(key),
-                names::PREAMBLE,
-                "{t}: preamble message {key:#x} after {} preamble messages and data {:?}; expected {expected:?}",
-                c.preamble_got,
-                c.last_data
-            );
-            c.preamble_got += 1;
-            return Ok(());
-        }
-        let Some(id) = self.keys.get(&key).copied() else {
-            return Err(Violation { invariant: names::OUTCOME, detail: "server got a message never accepted".into() });
-        };
-        ensure!(
-            c.preamble_got == c.preamble.len(),
-            names::PREAMBLE,
-            "{t}: data {id} after {} of {} preamble messages",
-            c.preamble_got,
-            c.preamble.len()
-        );
-        ensure!(c.last_data.is_none_or(|l| id > l), names::FIFO, "{t}: server got {id} after {:?}", c.last_data);
-        c.last_data = Some(id);
-        let n = self.receipts.entry(id).or_insert(0);
-        *n += 1;
-        if *n == 1 {
-            // Bytes already on the wire of a transport the client has left may still arrive after those of
-            // the next one (two TCP connections are not ordered): that straggler is the network's doing.
-            let straggler = self.max_first.is_some_and(|(on, _)| t < on);
-            if !straggler {
-                ensure!(
-                    self.max_first.is_none_or(|(_, l)| id > l),
-                    names::FIFO,
-                    "server got {id} on {t} after {:?}",
-                    self.max_first
-                );
-                self.max_first = Some((t, id));
-            }
-        } else {
-            let requeues = self.h.chk.requeues(id);
-            ensure!(*n <= 1 + requeues, names::DUPLICATE, "server got {id} {n} times; requeued {requeues} times");
-            self.h.cov.duplicates += 1;
-        }
-        if self.rng.chance(0.1) {
-            self.send_to_client(t, TransportEvent::Received(Frame::Message(Message::text("echo"))));
         }
         Ok(())
     }
@@ -631,6 +522,7 @@ impl World {
         if self.ending {
             return Ok(());
         }
+        self.user_tracking()?;
         let first = self.h.now == self.h.epoch;
         let (mut action, pause) = user::next(&mut self.rng, self.sc.cfg.queue.max_bytes, &mut self.jumps_left);
         if first {
@@ -647,11 +539,7 @@ impl World {
                     let key = self.next_key;
                     self.next_key += 1;
                     let len = self.rng.range(user::MIN_LEN as u64, max_len as u64) as usize;
-                    let (r, actions) = self.h.send(user::payload(user::DATA, key, len))?;
-                    if let Ok(id) = r {
-                        self.keys.insert(key, id);
-                    }
-                    self.after_call(actions)?;
+                    self.send_data(key, len)?;
                 }
             }
             UserAction::Preamble(n) => {

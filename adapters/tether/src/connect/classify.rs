@@ -1,9 +1,13 @@
 //! Classifying the failures of TLS and of the WebSocket handshake into the core's [`OpenError`].
 
 use std::io;
+use std::sync::PoisonError;
 
 use async_tungstenite::tungstenite::Error as WsError;
+use async_tungstenite::tungstenite::error::ProtocolError;
 use tether_core::{OpenError, parse_retry_after};
+
+use crate::stream::HeadRecord;
 
 /// Whether a TLS handshake error is a certificate problem (which will not pass by retrying).
 pub(crate) fn is_certificate_error(e: &io::Error) -> bool {
@@ -22,8 +26,22 @@ pub(crate) fn classify_tls(e: io::Error) -> OpenError {
     if is_certificate_error(&e) { OpenError::TlsCertificate(e.to_string()) } else { OpenError::Tls(e.to_string()) }
 }
 
+/// A handshake error, with the bytes the handshake read: tungstenite refuses a response older than
+/// HTTP/1.1 before it looks at the status, but an `HTTP/1.0 401` from a simple server or proxy is a
+/// rejection like any other, classified by its status (and `Retry-After`).
+pub(crate) fn classify_handshake(e: WsError, head: &HeadRecord) -> OpenError {
+    if let WsError::Protocol(ProtocolError::WrongHttpVersion) = &e
+        && let Some((status, retry_after)) =
+            crate::stream::rejection(&head.lock().unwrap_or_else(PoisonError::into_inner))
+        && status != 101
+    {
+        return OpenError::Http { status, retry_after };
+    }
+    classify_ws(e)
+}
+
 /// A handshake error from the WebSocket library.
-pub(crate) fn classify_ws(e: WsError) -> OpenError {
+fn classify_ws(e: WsError) -> OpenError {
     match e {
         WsError::Http(response) => {
             let retry_after =

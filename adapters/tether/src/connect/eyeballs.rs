@@ -95,7 +95,7 @@ mod tests {
     /// at once, and the race is lost only when every attempt has failed.
     #[test]
     fn staggered_starts_and_early_failure() {
-        let t0 = Instant::now();
+        let t0 = crate::runtime::test_epoch();
         let ms = |n| t0 + Duration::from_millis(n);
         let addrs = vec![a("[::1]:1"), a("[::2]:1"), a("10.0.0.1:1"), a("10.0.0.2:1")];
         let mut e = Eyeballs::new(addrs, Duration::from_millis(250), t0);
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_failure_before_the_next_start_does_not_delay_it() {
-        let t0 = Instant::now();
+        let t0 = crate::runtime::test_epoch();
         let mut e = Eyeballs::new(vec![a("10.0.0.1:1"), a("10.0.0.2:1")], Duration::from_millis(250), t0);
         e.poll_start(t0);
         e.on_failed(t0 + Duration::from_millis(10));

@@ -19,7 +19,6 @@ mod race;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
-use std::time::Instant;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
@@ -35,15 +34,27 @@ use crate::deflate::DeflateStream;
 use crate::endpoint::Endpoint;
 use crate::proxy::{ProxyKind, ProxyUrl, SocksTarget, tunnel};
 use crate::runtime::Runtime;
+use crate::stream::{Head, HeadRecord, Tcp};
 use crate::tls::MaybeTls;
-pub(crate) use classify::classify_ws;
 use phases::Phases;
 
 /// The link to the first hop: the server, or the proxy (over TLS for an `https://` proxy).
-pub(crate) type Link<R> = MaybeTls<<R as Runtime>::Tcp>;
+pub(crate) type Link<R> = MaybeTls<Tcp<R>>;
 
 /// An open WebSocket on runtime `R`, with the permessage-deflate state under tungstenite.
-pub(crate) type Ws<R> = WebSocketStream<DeflateStream<MaybeTls<Link<R>>>>;
+pub(crate) type Ws<R> = WebSocketStream<DeflateStream<Head<MaybeTls<Link<R>>>>>;
+
+/// The TCP stream under a WebSocket (under TLS to the server and to a proxy, if any).
+pub(crate) fn tcp_of<R: Runtime>(ws: &mut Ws<R>) -> &mut Tcp<R> {
+    let link = match ws.get_mut().get_mut().get_mut() {
+        MaybeTls::Plain(link) => link,
+        MaybeTls::Tls(tls) => tls.get_mut().0,
+    };
+    match link {
+        MaybeTls::Plain(tcp) => tcp,
+        MaybeTls::Tls(tls) => tls.get_mut().0,
+    }
+}
 
 /// Opens a transport to endpoint `endpoint`; returns it with what was learned opening it. Each
 /// phase's start is published in `progress` (see [`phases`]).
@@ -54,7 +65,7 @@ pub(crate) async fn open<R: Runtime>(
     endpoint: usize,
     progress: Arc<AtomicU8>,
 ) -> Result<(Ws<R>, ConnectInfo), OpenError> {
-    let started = Instant::now();
+    let started = rt.now();
     let Some(ep) = cfg.endpoints.get(endpoint) else {
         return Err(OpenError::Io(format!("no endpoint {endpoint}")));
     };
@@ -74,7 +85,8 @@ pub(crate) async fn open<R: Runtime>(
             let (tcp, peer) = phases
                 .run(ConnectPhase::Tcp, async { race::race(&rt, addrs, delay).await.map_err(OpenError::Tcp) })
                 .await?;
-            (MaybeTls::Plain(tcp), peer)
+            // Reset if this attempt is dropped before it opens (the connect timeout).
+            (MaybeTls::Plain(Tcp::armed(tcp)), peer)
         }
         Some(proxy) => through_proxy(&rt, &cfg, &mut phases, ep, proxy).await?,
     };
@@ -94,14 +106,19 @@ pub(crate) async fn open<R: Runtime>(
 
     // permessage-deflate, if the request (after the hook) still offers it.
     let deflate = cfg.deflate.as_ref().filter(|_| request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS));
-    let stream = DeflateStream::new(stream, deflate.is_some());
+    let record = HeadRecord::default();
+    let stream = DeflateStream::new(Head::recording(stream, record.clone()), deflate.is_some());
     let ws_config = Some(cfg.ws);
     let (mut ws, response) = phases
         .run(ConnectPhase::Handshake, async {
-            async_tungstenite::client_async_with_config(request, stream, ws_config).await.map_err(classify_ws)
+            async_tungstenite::client_async_with_config(request, stream, ws_config)
+                .await
+                .map_err(|e| classify::classify_handshake(e, &record))
         })
         .await?;
-    let mut info = ConnectInfo::new(started.elapsed());
+    ws.get_mut().get_mut().stop();
+    tcp_of(&mut ws).keep();
+    let mut info = ConnectInfo::new(rt.now().saturating_duration_since(started));
     // tungstenite has checked that the server chose one of the offered subprotocols.
     info.subprotocol =
         response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(|p| p.trim().to_owned());
@@ -184,6 +201,8 @@ async fn through_proxy<R: Runtime>(
     let delay = cfg.eyeballs_delay;
     let (tcp, peer) =
         phases.run(ConnectPhase::Tcp, async { race::race(rt, addrs, delay).await.map_err(unreachable) }).await?;
+    // Reset if this attempt is dropped before it opens (the connect timeout).
+    let tcp = Tcp::armed(tcp);
     let handshake = async {
         let mut link = match (proxy.kind, &cfg.tls) {
             (ProxyKind::Https, Some(tls)) => {

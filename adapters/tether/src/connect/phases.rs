@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::{Either, select};
 use tether_core::{ConnectPhase, OpenError};
@@ -61,7 +61,7 @@ impl<'a, R: Runtime> Phases<'a, R> {
         if let Some(i) = index(phase) {
             self.progress.store(i as u8 + 1, Ordering::Release);
         }
-        let start = Instant::now();
+        let start = self.rt.now();
         let limit = self.timeouts.get(phase).and_then(|d| Some((d, start.checked_add(d)?)));
         let out = match limit {
             None => fut.await,
@@ -74,7 +74,7 @@ impl<'a, R: Runtime> Phases<'a, R> {
             }
         };
         if out.is_ok() {
-            self.log.push((phase, start.elapsed()));
+            self.log.push((phase, self.rt.now().saturating_duration_since(start)));
         }
         out
     }

@@ -24,7 +24,7 @@ pub(crate) async fn race<R: Runtime>(
         // The common case costs nothing more than a connect.
         return rt.connect(one).await.map(|s| (s, one)).map_err(|e| format!("{one}: {e}"));
     }
-    let mut schedule = Eyeballs::new(addrs, delay, Instant::now());
+    let mut schedule = Eyeballs::new(addrs, delay, rt.now());
     let mut attempts = FuturesUnordered::new();
     let mut timer: Option<(R::Timer, Instant)> = None;
     let mut fired: Option<Instant> = None;
@@ -32,7 +32,7 @@ pub(crate) async fn race<R: Runtime>(
     poll_fn(|cx| {
         loop {
             // A timer that fired means its deadline has come, whatever the clock's rounding says.
-            let now = fired.take().map_or_else(Instant::now, |at| Instant::now().max(at));
+            let now = fired.take().map_or_else(|| rt.now(), |at| rt.now().max(at));
             while let Some(addr) = schedule.poll_start(now) {
                 tracing::debug!(%addr, "TCP attempt");
                 let connect = rt.connect(addr);
@@ -43,7 +43,7 @@ pub(crate) async fn race<R: Runtime>(
                 Poll::Ready(Some((addr, Err(e)))) => {
                     tracing::debug!(%addr, error = %e, "TCP attempt failed");
                     errors.push(format!("{addr}: {e}"));
-                    schedule.on_failed(Instant::now());
+                    schedule.on_failed(rt.now());
                     continue;
                 }
                 Poll::Ready(None) | Poll::Pending => {}
