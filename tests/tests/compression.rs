@@ -1,6 +1,6 @@
 //! permessage-deflate through the client on tokio, smol and async-std, against a server written by
 //! hand ([`RawServer`]) so that every byte is ours to choose: frames that arrive in the same write as
-//! the handshake response, what the client sends compressed, a decompression bomb (refused as too big,
+//! the handshake response, what the client sends compressed, a decompression bomb (closed with 1009,
 //! memory bounded), and answers to the offer that break RFC 7692 (fatal, [`OpenError::Extension`]).
 //! Interop with real peers (Node `ws`, Python `websockets`) is in `interop.rs`; the codec on its own in
 //! `deflate.rs`.
@@ -101,9 +101,9 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// A ~1 MiB message that inflates to 1 GiB, whole or in 1 KiB fragments: the client stops at its 4 MiB
-/// message limit and reports a TooBig violation (the core's cue to close with 1009); the process never
-/// holds anything near the inflated size.
-async fn bomb_is_refused_as_too_big<R: Rt>(fragments: bool) {
+/// message limit, reports a TooBig violation and closes with 1009; the process never holds anything
+/// near the inflated size.
+async fn bomb_is_closed_with_1009<R: Rt>(fragments: bool) {
     let bomb = bomb();
     let sizes = if fragments { vec![1024; bomb.len() / 1024 + 1] } else { vec![] };
     let mut after = Vec::new();
@@ -123,8 +123,10 @@ async fn bomb_is_refused_as_too_big<R: Rt>(fragments: bool) {
         matches!(cause, Cause::TransportFailed(TransportError::Violation { kind: Violation::TooBig, .. })),
         "{cause:?}"
     );
-    let frames = server.frames(secs(20)).expect("the connection ended");
+    let frames = server.frames(secs(20)).expect("the server saw the client's frames");
     assert!(frames.iter().all(|f| f.opcode != 2), "nothing echoed: {frames:?}");
+    let close = frames.iter().find(|f| f.opcode == 8).unwrap_or_else(|| panic!("no close frame: {frames:?}"));
+    assert_eq!(close.payload[..2], 1009u16.to_be_bytes(), "{close:?}");
     let peak = peak_rss_kib();
     assert!(peak < 512 << 10, "peak RSS {peak} KiB: the bomb was inflated far past the limit");
     drop(client);
@@ -163,12 +165,12 @@ macro_rules! suite {
                 <$rt>::block_on(super::frames_with_the_response::<$rt>())
             }
             #[test]
-            fn bomb_in_one_frame_is_refused_as_too_big() {
-                <$rt>::block_on(super::bomb_is_refused_as_too_big::<$rt>(false))
+            fn bomb_in_one_frame_is_closed_with_1009() {
+                <$rt>::block_on(super::bomb_is_closed_with_1009::<$rt>(false))
             }
             #[test]
-            fn bomb_in_fragments_is_refused_as_too_big() {
-                <$rt>::block_on(super::bomb_is_refused_as_too_big::<$rt>(true))
+            fn bomb_in_fragments_is_closed_with_1009() {
+                <$rt>::block_on(super::bomb_is_closed_with_1009::<$rt>(true))
             }
             #[test]
             fn invalid_answers_are_fatal() {
