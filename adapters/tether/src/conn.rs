@@ -158,12 +158,14 @@ impl<R: Runtime> Conn<R> {
     }
 
     /// Whether the connection can take a message now.
+    #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         Pin::new(&mut self.ws).poll_ready(cx).map_err(classify_write_error)
     }
 
     /// Writes a message (after [`poll_ready`](Self::poll_ready)); `id` is `None` for a ping or a
     /// preamble message.
+    #[inline]
     pub(crate) fn start_send(
         &mut self,
         msg: WsMessage,

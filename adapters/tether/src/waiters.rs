@@ -52,12 +52,18 @@ impl Waiters {
     }
 
     /// Frees `slot`, if it holds one.
+    #[inline]
     pub(crate) fn release(&self, slot: &mut Option<usize>) {
+        // Most futures never wait: the common case is a check, not a call.
         if let Some(i) = slot.take() {
-            let mut s = self.lock();
-            s.wakers[i] = None;
-            s.free.push(i);
+            self.free(i);
         }
+    }
+
+    fn free(&self, i: usize) {
+        let mut s = self.lock();
+        s.wakers[i] = None;
+        s.free.push(i);
     }
 
     /// Wakes every waiting task. Wakers only schedule their task: they are called under the lock.
@@ -92,12 +98,14 @@ impl<'a> Slot<'a> {
     }
 
     /// Frees the slot early (the future completed).
+    #[inline]
     pub(crate) fn release(&mut self) {
         self.waiters.release(&mut self.slot);
     }
 }
 
 impl Drop for Slot<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.release();
     }
