@@ -7,6 +7,8 @@ MODE is the same as for ws_server.js:
     echo              echoes every message, text as text, binary as binary
     ping:N            also pings every N ms and times the pongs
     close:CODE:K      closes the first connection with CODE after K messages; later ones echo
+    jsonrpc           a JSON-RPC 2.0 server (see jsonrpc_answer): methods echo, add, slow (answers
+                      after params[0] ms, other requests meanwhile); says {"method":"hello"} first
 COMPRESSION (permessage-deflate, when the client offers it):
     default           websockets' default (on, with its window settings)
     plain             off: the offer is declined
@@ -18,6 +20,7 @@ are the bytes this connection read and wrote on the wire so far).
 """
 
 import asyncio
+import json
 import sys
 import time
 
@@ -26,13 +29,39 @@ from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 
+async def jsonrpc_answer(ws, message):
+    """Answers one JSON-RPC 2.0 request (notifications, without an id, get no answer)."""
+    try:
+        req = json.loads(message)
+    except ValueError:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}))
+        return
+    if "id" not in req:
+        return
+    method, params = req.get("method"), req.get("params", [])
+    if method == "echo":
+        answer = {"result": params}
+    elif method == "add":
+        answer = {"result": sum(params)}
+    elif method == "slow":
+        await asyncio.sleep(params[0] / 1000)
+        answer = {"result": "done"}
+    else:
+        answer = {"error": {"code": -32601, "message": "Method not found"}}
+    answer.update({"jsonrpc": "2.0", "id": req["id"]})
+    try:
+        await ws.send(json.dumps(answer))
+    except ConnectionClosed:
+        pass
+
+
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: websockets_server.py PORT echo|ping:N|close:CODE:K")
+        sys.exit("usage: websockets_server.py PORT echo|ping:N|close:CODE:K|jsonrpc")
     port = int(sys.argv[1])
     mode = (sys.argv[2] if len(sys.argv) > 2 else "echo").split(":")
     kind = mode[0]
-    if kind not in ("echo", "ping", "close"):
+    if kind not in ("echo", "ping", "close", "jsonrpc"):
         sys.exit("unknown mode %r" % sys.argv[2])
     compression = sys.argv[3] if len(sys.argv) > 3 else "default"
     if compression == "default":
@@ -77,8 +106,23 @@ def main():
         ws.protocol.receive_data, ws.protocol.data_to_send = receive_data, data_to_send
         return wire
 
+    async def jsonrpc(ws):
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "hello", "params": {"conn": stats["conns"]}}))
+        async for message in ws:
+            if message == "stats?":
+                await ws.send("stats conns={conns} pings={pings} pongs={pongs} max_pong_ms={max_pong_ms}".format(**stats))
+                continue
+            asyncio.create_task(jsonrpc_answer(ws, message))
+
     async def handler(ws):
         wire = count_wire(ws)
+        if kind == "jsonrpc":
+            stats["conns"] += 1
+            try:
+                await jsonrpc(ws)
+            except ConnectionClosed:
+                pass
+            return
         stats["conns"] += 1
         conn = stats["conns"]
         received = 0

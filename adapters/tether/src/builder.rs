@@ -18,6 +18,7 @@ use tether_core::{
 use tether_deflate::DeflateConfig;
 
 use crate::connect::phases::PhaseTimeouts;
+use crate::correlate::Correlation;
 use crate::endpoint::{Endpoint, endpoint};
 use crate::proxy::{ProxyEnv, ProxyKind, ProxyUrl};
 use crate::tls;
@@ -128,7 +129,7 @@ pub struct ClientBuilder {
     eyeballs_delay: Duration,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
-    core: Config,
+    pub(crate) core: Config,
     request_hook: Option<RequestHook>,
     preamble: Vec<Message>,
     extra_roots: Vec<CertificateDer<'static>>,
@@ -138,6 +139,8 @@ pub struct ClientBuilder {
     event_capacity: usize,
     seed: Option<u64>,
     deflate: Option<DeflateConfig>,
+    /// Set by `correlate` (in `correlate.rs`, with the other request/response settings).
+    pub(crate) correlation: Option<Correlation>,
 }
 
 /// WebSocket buffer and size limits.
@@ -516,6 +519,7 @@ impl ClientBuilder {
                 ws,
                 event_capacity: self.event_capacity,
                 deflate: self.deflate,
+                correlation: self.correlation,
             }),
         })
     }
@@ -543,6 +547,7 @@ impl Default for ClientBuilder {
             event_capacity: 1024,
             seed: None,
             deflate: Some(DeflateConfig::default()),
+            correlation: None,
         }
     }
 }
@@ -609,6 +614,8 @@ pub(crate) struct Inner {
     pub(crate) ws: WebSocketConfig,
     pub(crate) event_capacity: usize,
     pub(crate) deflate: Option<DeflateConfig>,
+    /// The application's correlation function, for tracked messages and requests.
+    pub(crate) correlation: Option<Correlation>,
 }
 
 #[cfg(test)]
