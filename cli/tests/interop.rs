@@ -24,12 +24,13 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// One piped run; returns (exit code, stdout lines, stderr).
 fn piped_run(url: &str, input: &str) -> (Option<i32>, Vec<String>, String) {
-    run_with(&["connect", url], input)
+    piped_run_with(&[url], input)
 }
 
-/// `tether ARGS` with `input` on stdin; returns (exit code, stdout lines, stderr).
-fn run_with(args: &[&str], input: &str) -> (Option<i32>, Vec<String>, String) {
+/// One piped run of `tether connect ARGS`.
+fn piped_run_with(args: &[&str], input: &str) -> (Option<i32>, Vec<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .arg("connect")
         .args(args)
         .env_remove("RUST_LOG")
         .env("NO_PROXY", "*")
@@ -103,7 +104,7 @@ fn rpc_id_prints_responses_in_request_order_with_their_latency() {
     ]
     .map(|v| v.to_string() + "\n")
     .concat();
-    let (code, out, err) = run_with(&["connect", "--json", "--rpc-id", "id", "--linger", "0", &peer.url()], &input);
+    let (code, out, err) = piped_run_with(&["--json", "--rpc-id", "id", "--linger", "0", &peer.url()], &input);
     assert_eq!(code, Some(0), "stderr: {err}");
     let events = parse(&out);
     let responses = of_kind(&events, "response");
@@ -140,8 +141,8 @@ fn rpc_timeout_fails_the_request() {
     ]
     .map(|v| v.to_string() + "\n")
     .concat();
-    let args = ["connect", "--json", "--rpc-id", "id", "--rpc-timeout", "300ms", "--linger", "0", &peer.url()];
-    let (code, out, err) = run_with(&args, &input);
+    let args = ["--json", "--rpc-id", "id", "--rpc-timeout", "300ms", "--linger", "0", &peer.url()];
+    let (code, out, err) = piped_run_with(&args, &input);
     assert_eq!(code, Some(1), "stderr: {err}");
     assert!(err.contains("1 of 2 requests failed"), "{err}");
     let events = parse(&out);
@@ -219,5 +220,34 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `tether connect` offers permessage-deflate by default: Python `websockets` (which compresses by
+/// default) agrees, `--json` shows what was agreed, and a compressible line comes back intact;
+/// `--no-compression` does not offer it.
+#[test]
+fn connect_negotiates_compression_with_python_websockets() {
+    if !enabled(Kind::Python) {
+        return;
+    }
+    let peer = Peer::start(Kind::Python, "echo");
+    let url = peer.url();
+    let line = format!("{{\"compress\":\"me\",\"pad\":\"{}\"}}", "x".repeat(4000));
+    for (flags, want) in [(&[][..], true), (&["--no-compression"][..], false)] {
+        let args = [&["--json"][..], flags, &[url.as_str()]].concat();
+        let (code, out, err) = piped_run_with(&args, &format!("{line}\n"));
+        assert_eq!(code, Some(0), "{flags:?} stderr: {err}");
+        let events: Vec<serde_json::Value> =
+            out.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
+        let connected = events.iter().find(|v| v["event"] == "connected").expect("a connected event");
+        if want {
+            let agreed = connected["compression"].as_str().unwrap_or_else(|| panic!("nothing agreed: {connected}"));
+            assert!(agreed.starts_with("permessage-deflate; server_max_window_bits="), "{agreed}");
+        } else {
+            assert!(connected["compression"].is_null(), "{connected}");
+        }
+        let echo = events.iter().find(|v| v["event"] == "message").unwrap_or_else(|| panic!("no echo: {out:?}"));
+        assert_eq!(echo["data"].as_str(), Some(line.as_str()), "{flags:?}");
     }
 }
