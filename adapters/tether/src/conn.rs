@@ -151,7 +151,8 @@ impl<R: Runtime> Conn<R> {
         let mut buf = [0u8; DRAIN_CHUNK];
         let mut progress = false;
         for _ in 0..budget {
-            match Pin::new(self.ws.get_mut()).poll_read(cx, &mut buf) {
+            // Under the extension's stream too: nothing read now is inflated.
+            match Pin::new(self.ws.get_mut().get_mut()).poll_read(cx, &mut buf) {
                 Poll::Pending => return Read::Pending(progress),
                 Poll::Ready(Ok(n)) if n > 0 => progress = true,
                 // The end, or an error after the failure: either way it is over.
@@ -237,6 +238,15 @@ impl<R: Runtime> Conn<R> {
         self.need_flush
     }
 
+    /// `message` as tungstenite sends it: compressed (a frame with RSV1) when permessage-deflate is in use
+    /// and the message reaches the threshold, as it is otherwise.
+    pub(crate) fn outgoing(&mut self, message: Message) -> WsMessage {
+        match self.ws.get_mut().compress(&message) {
+            Some(compressed) => compressed,
+            None => to_ws(message),
+        }
+    }
+
     /// Drops the connection with a reset: nothing unsent or unacknowledged reaches the server later.
     pub(crate) fn abort(mut self) {
         connect::tcp_of(&mut self.ws).abort_on_drop();
@@ -271,6 +281,12 @@ fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError>
         WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
         e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
         WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
+        // The server's compressed data broke a limit (1009) or the format (1002).
+        WsError::Io(io) if crate::deflate::inflate_error(&io).is_some() => {
+            let inflate = crate::deflate::inflate_error(&io).map(|i| (i.is_too_big(), i.to_string()));
+            let (too_big, detail) = inflate.unwrap_or_default();
+            violation(if too_big { Violation::TooBig } else { Violation::Protocol }, detail)
+        }
         other => Err(classify_write_error(other)),
     }
 }

@@ -34,7 +34,7 @@ use tracing::Instrument;
 
 use crate::builder::Inner;
 use crate::client::Shared;
-use crate::conn::{Conn, Read, Reports, to_ws};
+use crate::conn::{Conn, Read, Reports};
 use crate::connect::failover::Failover;
 use crate::connect::{self, Ws, phases};
 use crate::request::{Answer, Pending, RequestError};
@@ -261,7 +261,7 @@ impl<R: Runtime> Driver<R> {
                         Poll::Ready(Ok(())) => {}
                     }
                     let (msg, id, preamble) = match self.batch.pop_front() {
-                        Some(Action::Send { id, message, .. }) => (to_ws(message), id, id.is_none()),
+                        Some(Action::Send { id, message, .. }) => (conn.outgoing(message), id, id.is_none()),
                         Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None, false),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
