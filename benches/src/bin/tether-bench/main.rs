@@ -435,7 +435,14 @@ fn runtime_rows(rt: Rt, p: &Params, server: &Server, cpu: Option<usize>, best: &
         }
     }
     let what = "echo 64 B round trip";
-    latency_rows(rows, what, name, raw, [t[0].clone(), t[1].clone(), r[0].clone(), r[1].clone()], Some(1.10));
+    latency_rows(
+        rows,
+        what,
+        name,
+        raw,
+        [t[0].clone(), t[1].clone(), r[0].clone(), r[1].clone()],
+        Some(("≤ 1.10×", 1.10)),
+    );
     for (a, [a50, a99]) in anchors.iter().zip(an) {
         latency_rows(rows, what, name, a.name(), [t[0].clone(), t[1].clone(), a50, a99], None);
     }
@@ -452,7 +459,14 @@ fn runtime_rows(rt: Rt, p: &Params, server: &Server, cpu: Option<usize>, best: &
     }
     let raw_connect_p50 = Duration::from_secs_f64(median(&mut r[0].clone()));
     let what = "connect (to `Connected`) vs raw `connect_async`";
-    latency_rows(rows, what, name, raw, [t[0].clone(), t[1].clone(), r[0].clone(), r[1].clone()], Some(1.05));
+    latency_rows(
+        rows,
+        what,
+        name,
+        raw,
+        [t[0].clone(), t[1].clone(), r[0].clone(), r[1].clone()],
+        Some(("≤ 1.05×", 1.05)),
+    );
     for (a, [a50, a99]) in anchors.iter().zip(an) {
         let what = format!("connect (to `Connected`) vs {} (TCP + upgrade)", a.name());
         latency_rows(rows, &what, name, a.name(), [t[0].clone(), t[1].clone(), a50, a99], None);
@@ -505,8 +519,16 @@ fn runtime_rows(rt: Rt, p: &Params, server: &Server, cpu: Option<usize>, best: &
     });
 }
 
-/// p50 and p99 rows of Tether against another client; `max`: the target for the p50 ratio.
-fn latency_rows(rows: &mut Vec<Row>, what: &str, rt: &'static str, raw: &str, v: [Vec<f64>; 4], max: Option<f64>) {
+/// p50 and p99 rows of Tether against another client; `max`: the target for the p50 ratio (its text, its
+/// bound).
+fn latency_rows(
+    rows: &mut Vec<Row>,
+    what: &str,
+    rt: &'static str,
+    raw: &str,
+    v: [Vec<f64>; 4],
+    max: Option<(&'static str, f64)>,
+) {
     let [mut t50, mut t99, mut r50, mut r99] = v;
     let (t50, t99, r50, r99) = (median(&mut t50), median(&mut t99), median(&mut r50), median(&mut r99));
     let d = Duration::from_secs_f64;
@@ -516,12 +538,8 @@ fn latency_rows(rows: &mut Vec<Row>, what: &str, rt: &'static str, raw: &str, v:
         tether: us(d(t50)),
         raw: format!("{raw}: {}", us(d(r50))),
         ratio: format!("{:.2}×", t50 / r50),
-        target: match max {
-            Some(m) if m == 1.05 => "≤ 1.05×",
-            Some(_) => "≤ 1.10×",
-            None => "—",
-        },
-        verdict: verdict(max.map(|m| t50 / r50 <= m)),
+        target: max.map_or("—", |(text, _)| text),
+        verdict: verdict(max.map(|(_, m)| t50 / r50 <= m)),
     });
     rows.push(Row {
         what: format!("{what}, p99"),
