@@ -1,20 +1,4 @@
-//! Faults on a timer: an echo server that crashes and comes back, closes every connection, goes
-//! half-open or rejects every handshake, on a schedule, until it is dropped. `tether serve --chaos`
-//! is this module behind a command line.
-//!
-//! The rules, per [`Fault`]:
-//! - `Restart { every, down }`: every `every` the server crashes (connections dropped without a close
-//!   frame, new ones refused), stays down for `down`, then listens again on the same port.
-//! - `Close { every, code }`: every `every` every open connection gets a close frame with `code`; the
-//!   server stays up.
-//! - `Blackhole { every, hold }`: every `every` the link goes half-open for `hold` (sockets open,
-//!   nothing forwarded either way), then the held connections are cut. Needs the fault proxy, which
-//!   [`ChaosServer`] then puts in front of the server: its public address is the proxy's.
-//! - `Reject { status, retry_after }`: every handshake is answered with `status` (and `Retry-After`).
-//!
-//! Each timed fault runs on its own timer from the start: `restart=10` and `close=4` together crash
-//! at 10 s, 20 s, ... and close at 4 s, 8 s, ... . Every fault is reported to the observer given to
-//! [`ChaosBuilder::on_fault`] and logged through `tracing` (target `tether_chaos`).
+//! Faults on a timer: [`ChaosServer`] and the [`Fault`]s it schedules.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +13,20 @@ use crate::server::{Behavior, TestServer};
 /// One fault, recurring or permanent. Parse one from the `tether serve --chaos` syntax with
 /// [`str::parse`]: `restart=N[:DOWN]`, `close=N[:CODE]`, `blackhole=N[:HOLD]`,
 /// `reject=STATUS[:RETRY_AFTER]` (durations as [`parse_duration`] reads them).
+///
+/// The rules, per fault:
+/// - `Restart { every, down }`: every `every` the server crashes (connections dropped without a close
+///   frame, new ones refused), stays down for `down`, then listens again on the same port.
+/// - `Close { every, code }`: every `every` every open connection gets a close frame with `code`; the
+///   server stays up.
+/// - `Blackhole { every, hold }`: every `every` the link goes half-open for `hold` (sockets open,
+///   nothing forwarded either way), then the held connections are cut. Needs the fault proxy, which
+///   [`ChaosServer`] then puts in front of the server: its public address is the proxy's.
+/// - `Reject { status, retry_after }`: every handshake is answered with `status` (and `Retry-After`).
+///
+/// Each timed fault runs on its own timer from the start: `restart=10` and `close=4` together crash
+/// at 10 s, 20 s, ... and close at 4 s, 8 s, ... . Every fault is reported to the observer given to
+/// [`ChaosBuilder::on_fault`] and logged through `tracing` (target `tether_chaos`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -307,8 +305,8 @@ impl ChaosBuilder {
     }
 }
 
-/// An echo server with faults on a timer (see the [module docs](self) for each fault's rules). The
-/// faults stop, and the server with them, when it is dropped.
+/// An echo server with faults on a timer (see [`Fault`] for each fault's rules); `tether serve --chaos`
+/// is this type behind a command line. The faults stop, and the server with them, when it is dropped.
 ///
 /// ```
 /// use std::time::Duration;

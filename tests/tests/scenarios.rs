@@ -174,7 +174,19 @@ async fn stream_through_restart<R: Rt>(policy: InFlightPolicy) {
     assert!(outcomes.values().all(|v| v.len() == 1), "exactly one outcome each");
     assert!(client.stats().reconnects >= 1, "the client reconnected");
 
-    R::sleep(ms(200)).await; // the server's record catches up with what was flushed
+    // The server's record catches up with what was flushed: when the last message was Sent, it went out
+    // on the final connection after everything else there, so once it is recorded all of them are (a
+    // fixed pause was too short on a loaded machine).
+    if outcomes[&last][0] == Outcome::Sent {
+        within::<R, _>(secs(20), "the server recorded the last message", async {
+            while !server.received().iter().any(|r| parse_num(&r.data) == STREAM - 1) {
+                R::sleep(ms(20)).await;
+            }
+        })
+        .await;
+    } else {
+        R::sleep(ms(200)).await;
+    }
     let received = server.received();
     let outcome = |n: u64| outcomes[&MessageId(n)][0];
     let requeued = w.requeued();

@@ -89,11 +89,13 @@ impl Shared {
 
     /// Whether the driver stopped before the session ended (its task was dropped with its runtime):
     /// nothing will move the session any more, and the client behaves as failed.
+    #[inline]
     fn orphaned(&self, s: &Session) -> bool {
         self.finished.load(Ordering::Acquire) && !matches!(s.state(), State::Closed | State::Failed)
     }
 
     /// A send refused because the driver is gone.
+    #[cold]
     fn refuse_orphaned(message: Message) -> SendError {
         SendError::Inactive { message, state: State::Failed }
     }

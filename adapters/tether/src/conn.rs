@@ -164,6 +164,7 @@ impl<R: Runtime> Conn<R> {
     /// Whether the connection can take a message now: yes while the output buffer holds less than the
     /// write buffer size; beyond, what is buffered is written out first (backpressure: `Pending` while
     /// the socket cannot take it).
+    #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
         let limit = self.write_limit;
         let out = self.ws.get_mut();
@@ -179,6 +180,7 @@ impl<R: Runtime> Conn<R> {
 
     /// Writes a data message (after [`poll_ready`](Self::poll_ready)); `id` is `None` for a preamble
     /// message. Encoded by Tether (see `writer`), not by tungstenite.
+    #[inline]
     pub(crate) fn send(&mut self, message: &Message, id: Option<MessageId>) -> Result<(), TransportError> {
         let op = match message.kind() {
             MessageKind::Text => OpCode::Text,

@@ -51,9 +51,10 @@ impl Waiters {
         }
     }
 
-    /// Frees `slot`, if it holds one. Inlined check: every send completes here, and it seldom waited.
+    /// Frees `slot`, if it holds one.
     #[inline]
     pub(crate) fn release(&self, slot: &mut Option<usize>) {
+        // Most futures never wait: the common case is a check, not a call.
         if let Some(i) = slot.take() {
             self.free(i);
         }
