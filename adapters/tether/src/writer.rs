@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn frames_decode_with_tungstenite_at_every_length_class() {
-        let mut out = Out::new(futures::io::Cursor::new(Vec::new()));
+        let mut out = Out::new(futures::io::Cursor::new(Vec::<u8>::new()));
         let sizes = [0usize, 1, 7, 8, 9, 125, 126, 127, 65_535, 65_536, 70_001];
         for (i, &n) in sizes.iter().enumerate() {
             let payload: Vec<u8> = (0..n).map(|j| (i * 31 + j * 7) as u8).collect();
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn masks_are_fresh_per_frame_and_refilled() {
-        let mut out = Out::new(futures::io::Cursor::new(Vec::new()));
+        let mut out = Out::new(futures::io::Cursor::new(Vec::<u8>::new()));
         let masks: Vec<[u8; 4]> = (0..3 * MASKS).map(|_| out.mask()).collect();
         let distinct: std::collections::BTreeSet<_> = masks.iter().collect();
         // 96 random 32-bit keys: a repeat has a chance of about one in a million.
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn writes_are_taken_whole_and_kept_in_order() {
-        let mut out = Out::new(futures::io::Cursor::new(Vec::new()));
+        let mut out = Out::new(futures::io::Cursor::new(Vec::<u8>::new()));
         block_on(async {
             // Nothing buffered: straight through.
             out.write_all(b"first").await.unwrap();
