@@ -9,6 +9,8 @@
 //! - [`pki::TestPki`]: a throwaway certificate authority and a `localhost` certificate for `wss://`.
 //! - [`raw::RawServer`]: a raw TCP server for what no well-behaved WebSocket server sends: an `HTTP/1.0`
 //!   rejection, invalid UTF-8, a reserved opcode; it reports how the client answered.
+//! - [`ack_server::AckServer`]: a server that persists what it receives (a log file), then acknowledges
+//!   it (`ack KEY`): the peer of Tether's tracked messages, killed and restarted by the soak test.
 //! - [`ChaosServer`]: the echo server with faults on a timer (crash every N s, close every N s,
 //!   half-open every N s, reject), as `tether serve --chaos` runs it.
 //!
@@ -90,6 +92,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+pub mod ack_server;
 mod background;
 mod chaos;
 pub mod pki;

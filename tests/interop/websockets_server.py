@@ -6,11 +6,14 @@ MODE is the same as for ws_server.js:
     echo              echoes every message, text as text, binary as binary
     ping:N            also pings every N ms and times the pongs
     close:CODE:K      closes the first connection with CODE after K messages; later ones echo
+    jsonrpc           a JSON-RPC 2.0 server (see jsonrpc_answer): methods echo, add, slow (answers
+                      after params[0] ms, other requests meanwhile); says {"method":"hello"} first
 In every mode the text message "stats?" is answered with
     "stats conns=C pings=P pongs=Q max_pong_ms=M"  (counts over the server's life).
 """
 
 import asyncio
+import json
 import sys
 import time
 
@@ -18,13 +21,39 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 
+async def jsonrpc_answer(ws, message):
+    """Answers one JSON-RPC 2.0 request (notifications, without an id, get no answer)."""
+    try:
+        req = json.loads(message)
+    except ValueError:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}))
+        return
+    if "id" not in req:
+        return
+    method, params = req.get("method"), req.get("params", [])
+    if method == "echo":
+        answer = {"result": params}
+    elif method == "add":
+        answer = {"result": sum(params)}
+    elif method == "slow":
+        await asyncio.sleep(params[0] / 1000)
+        answer = {"result": "done"}
+    else:
+        answer = {"error": {"code": -32601, "message": "Method not found"}}
+    answer.update({"jsonrpc": "2.0", "id": req["id"]})
+    try:
+        await ws.send(json.dumps(answer))
+    except ConnectionClosed:
+        pass
+
+
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: websockets_server.py PORT echo|ping:N|close:CODE:K")
+        sys.exit("usage: websockets_server.py PORT echo|ping:N|close:CODE:K|jsonrpc")
     port = int(sys.argv[1])
     mode = (sys.argv[2] if len(sys.argv) > 2 else "echo").split(":")
     kind = mode[0]
-    if kind not in ("echo", "ping", "close"):
+    if kind not in ("echo", "ping", "close", "jsonrpc"):
         sys.exit("unknown mode %r" % sys.argv[2])
     stats = {"conns": 0, "pings": 0, "pongs": 0, "max_pong_ms": 0}
 
@@ -42,7 +71,22 @@ def main():
         except (ConnectionClosed, asyncio.CancelledError):
             pass
 
+    async def jsonrpc(ws):
+        await ws.send(json.dumps({"jsonrpc": "2.0", "method": "hello", "params": {"conn": stats["conns"]}}))
+        async for message in ws:
+            if message == "stats?":
+                await ws.send("stats conns={conns} pings={pings} pongs={pongs} max_pong_ms={max_pong_ms}".format(**stats))
+                continue
+            asyncio.create_task(jsonrpc_answer(ws, message))
+
     async def handler(ws):
+        if kind == "jsonrpc":
+            stats["conns"] += 1
+            try:
+                await jsonrpc(ws)
+            except ConnectionClosed:
+                pass
+            return
         stats["conns"] += 1
         conn = stats["conns"]
         received = 0

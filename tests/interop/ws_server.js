@@ -7,6 +7,8 @@
 //   echo              echoes every message, text as text, binary as binary
 //   ping:N            also pings every N ms and times the pongs
 //   close:CODE:K      closes the first connection with CODE after K messages; later ones echo
+//   jsonrpc           a JSON-RPC 2.0 server (see jsonrpcAnswer): methods echo, add, slow (answers after
+//                     params[0] ms, other requests meanwhile); says {"method":"hello"} first
 // In every mode the text message "stats?" is answered with
 //   "stats conns=C pings=P pongs=Q max_pong_ms=M"  (counts over the server's life).
 'use strict';
@@ -14,16 +16,46 @@ const { WebSocketServer } = require('ws');
 
 const [portArg, mode = 'echo'] = process.argv.slice(2);
 const [kind, a, b] = mode.split(':');
-if (!['echo', 'ping', 'close'].includes(kind) || portArg === undefined) {
-  console.error('usage: ws_server.js PORT echo|ping:N|close:CODE:K');
+if (!['echo', 'ping', 'close', 'jsonrpc'].includes(kind) || portArg === undefined) {
+  console.error('usage: ws_server.js PORT echo|ping:N|close:CODE:K|jsonrpc');
   process.exit(2);
 }
 const stats = { conns: 0, pings: 0, pongs: 0, maxPongMs: 0 };
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(portArg), maxPayload: 64 << 20 });
 wss.on('listening', () => console.log(String(wss.address().port)));
+// Answers one JSON-RPC 2.0 request (notifications, without an id, get no answer).
+function jsonrpcAnswer(ws, text) {
+  let req;
+  try {
+    req = JSON.parse(text);
+  } catch (e) {
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } }));
+    return;
+  }
+  if (!('id' in req)) return;
+  const params = req.params || [];
+  const send = (answer) => ws.send(JSON.stringify(Object.assign({ jsonrpc: '2.0', id: req.id }, answer)));
+  if (req.method === 'echo') send({ result: params });
+  else if (req.method === 'add') send({ result: params.reduce((a, b) => a + b, 0) });
+  else if (req.method === 'slow') setTimeout(() => send({ result: 'done' }), params[0]);
+  else send({ error: { code: -32601, message: 'Method not found' } });
+}
+
 wss.on('connection', (ws) => {
   const conn = ++stats.conns;
+  if (kind === 'jsonrpc') {
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'hello', params: { conn } }));
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      if (!isBinary && text === 'stats?') {
+        ws.send(`stats conns=${stats.conns} pings=${stats.pings} pongs=${stats.pongs} max_pong_ms=${stats.maxPongMs}`);
+        return;
+      }
+      jsonrpcAnswer(ws, text);
+    });
+    return;
+  }
   let received = 0;
   let timer = null;
   if (kind === 'ping') {

@@ -16,6 +16,7 @@ use tether_core::{
 };
 
 use crate::connect::phases::PhaseTimeouts;
+use crate::correlate::Correlation;
 use crate::endpoint::{Endpoint, endpoint};
 use crate::proxy::{ProxyEnv, ProxyKind, ProxyUrl};
 use crate::tls;
@@ -123,7 +124,7 @@ pub struct ClientBuilder {
     eyeballs_delay: Duration,
     headers: Vec<(String, String)>,
     subprotocols: Vec<String>,
-    core: Config,
+    pub(crate) core: Config,
     request_hook: Option<RequestHook>,
     preamble: Vec<Message>,
     extra_roots: Vec<CertificateDer<'static>>,
@@ -132,6 +133,8 @@ pub struct ClientBuilder {
     ws: Sizes,
     event_capacity: usize,
     seed: Option<u64>,
+    /// Set by `correlate` (in `correlate.rs`, with the other request/response settings).
+    pub(crate) correlation: Option<Correlation>,
 }
 
 /// WebSocket buffer and size limits.
@@ -480,6 +483,7 @@ impl ClientBuilder {
                 core,
                 ws,
                 event_capacity: self.event_capacity,
+                correlation: self.correlation,
             }),
         })
     }
@@ -506,6 +510,7 @@ impl Default for ClientBuilder {
             ws: Sizes::default(),
             event_capacity: 1024,
             seed: None,
+            correlation: None,
         }
     }
 }
@@ -571,6 +576,8 @@ pub(crate) struct Inner {
     pub(crate) core: Config,
     pub(crate) ws: WebSocketConfig,
     pub(crate) event_capacity: usize,
+    /// The application's correlation function, for tracked messages and requests.
+    pub(crate) correlation: Option<Correlation>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! The application's handle on a connection: send, close, state, stats.
+//! The application's handle on a connection: send (tracked or not), request, acknowledge, close, state,
+//! stats.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -12,12 +13,15 @@ use futures::channel::oneshot;
 use futures::future::poll_fn;
 use futures::task::AtomicWaker;
 use tether_core::{
-    CloseMode, CommandError, Message, MessageId, NetworkHint, Outcome, SendError, Session, State, Stats,
+    AckKey, CloseMode, CommandError, Message, MessageId, NetworkHint, Outcome, SendError, Session, State, Stats,
+    Tracking,
 };
 use tracing::Instrument;
 
+use crate::correlate::Correlation;
 use crate::driver::Driver;
 use crate::events::{EventQueue, Events};
+use crate::request::{Answer, Pending, Request};
 use crate::runtime::Clock;
 use crate::waiters::{Slot, Waiters};
 use crate::{ClientConfig, Runtime};
@@ -40,6 +44,17 @@ pub(crate) struct Shared {
     pub(crate) events: EventQueue,
     receipts: Mutex<HashMap<MessageId, oneshot::Sender<Outcome>>>,
     receipts_pending: AtomicUsize,
+    /// Requests waiting for their response (see `request`), and how many.
+    requests: Mutex<Pending>,
+    requests_pending: AtomicUsize,
+    /// An ack timeout is configured: tracked sends read the clock (their deadline runs from it).
+    ack_clock: bool,
+    /// The correlation function, for `request_json` (where its ids go; read with the `json` feature).
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) correlation: Option<Correlation>,
+    /// The last id `request_json` generated.
+    #[cfg_attr(not(feature = "json"), allow(dead_code))]
+    pub(crate) json_ids: AtomicU64,
     finished: AtomicBool,
 }
 
@@ -80,6 +95,23 @@ impl Shared {
         self.receipts_pending.load(Ordering::Acquire) > 0
     }
 
+    /// Whether requests wait for responses: the driver then routes the events (see `driver::run_core`).
+    pub(crate) fn wants_requests(&self) -> bool {
+        self.requests_pending.load(Ordering::Acquire) > 0
+    }
+
+    /// The pending requests. Lock order: the session first, then this, then the event queue.
+    pub(crate) fn requests(&self) -> MutexGuard<'_, Pending> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes request `id` out of the table (it ended): where its answer goes.
+    pub(crate) fn take_request(&self, requests: &mut Pending, id: MessageId) -> Option<oneshot::Sender<Answer>> {
+        let tx = requests.remove(&id)?;
+        self.requests_pending.fetch_sub(1, Ordering::AcqRel);
+        Some(tx)
+    }
+
     pub(crate) fn deliver_receipt(&self, id: MessageId, outcome: Outcome) {
         if let Some(tx) = self.receipts().remove(&id) {
             self.receipts_pending.fetch_sub(1, Ordering::AcqRel);
@@ -106,6 +138,9 @@ impl Shared {
         // Receipts still open belong to messages whose outcome was already reported or never will be
         // (the driver stopped): dropping the senders resolves them as `Aborted`.
         self.receipts().clear();
+        // Likewise pending requests end as `RequestError::Closed`.
+        self.requests().clear();
+        self.requests_pending.store(0, Ordering::Release);
         self.wake_waiters();
     }
 }
@@ -163,6 +198,11 @@ pub fn connect<R: Runtime>(rt: R, config: ClientConfig) -> (Client, Events) {
         events: EventQueue::new(inner.event_capacity),
         receipts: Mutex::new(HashMap::new()),
         receipts_pending: AtomicUsize::new(0),
+        requests: Mutex::new(HashMap::new()),
+        requests_pending: AtomicUsize::new(0),
+        ack_clock: inner.core.acks.timeout.is_some(),
+        correlation: inner.correlation.clone(),
+        json_ids: AtomicU64::new(0),
         finished: AtomicBool::new(false),
         send_epoch: inner.core.queue.ttl.is_none().then_some(now),
     });
@@ -196,7 +236,7 @@ impl Drop for HandleGuard {
 /// event stream ends and open [`Receipt`]s resolve as [`Outcome::Aborted`].
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     _guard: Arc<HandleGuard>,
 }
 
@@ -211,6 +251,8 @@ impl std::fmt::Debug for Client {
 pub struct SendMessage<'a> {
     client: &'a Client,
     slot: Option<Message>,
+    /// Set for `send_tracked`.
+    tracking: Option<Tracking>,
     yielded: bool,
     /// Where it waits for room in the queue; freed when it completes or is dropped.
     wait: Slot<'a>,
@@ -227,7 +269,10 @@ impl Future for SendMessage<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.client.poll_send(cx, &mut this.slot, &mut this.yielded, &mut this.wait, false).map(|r| r.map(|(id, _)| id))
+        let tracking = this.tracking.as_ref();
+        this.client
+            .poll_send(cx, &mut this.slot, tracking, &mut this.yielded, &mut this.wait, false)
+            .map(|r| r.map(|(id, _)| id))
     }
 }
 
@@ -263,7 +308,13 @@ impl Client {
     ///
     /// Cancel-safe: if the returned future is dropped before it completes, the message was not queued.
     pub fn send(&self, message: impl Into<Message>) -> SendMessage<'_> {
-        SendMessage { client: self, slot: Some(message.into()), yielded: false, wait: Slot::new(&self.shared.waiters) }
+        SendMessage {
+            client: self,
+            slot: Some(message.into()),
+            tracking: None,
+            yielded: false,
+            wait: Slot::new(&self.shared.waiters),
+        }
     }
 
     /// Like [`send`](Self::send), and also returns a [`Receipt`] that resolves to the outcome.
@@ -271,8 +322,164 @@ impl Client {
         let mut slot = Some(message.into());
         let mut yielded = false;
         let mut wait = Slot::new(&self.shared.waiters);
-        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, &mut yielded, &mut wait, true)).await?;
+        let (id, rx) = poll_fn(|cx| self.poll_send(cx, &mut slot, None, &mut yielded, &mut wait, true)).await?;
         Ok(Receipt { id, rx: rx.unwrap_or_else(|| oneshot::channel().1) })
+    }
+
+    /// Queues a tracked message: sent like any other, then done only when acknowledged (by a message
+    /// the [correlation function](crate::ClientBuilder::correlate) matches to `tracking`'s key, or by
+    /// [`ack`](Self::ack)), with [`Outcome::Acked`]; a connection lost before that sends it again first
+    /// on the next one. `tracking` is the key (anything [`Into<AckKey>`]) or a [`Tracking`]. See
+    /// [`tether_core::acks`] for the rules, and what `Acked` promises.
+    ///
+    /// Waits while the queue or the window of tracked messages is full. Refused, with the message
+    /// handed back: a key already waiting for its acknowledgement ([`SendError::DuplicateKey`]), and
+    /// whatever [`send`](Self::send) refuses. Cancel-safe, like `send`.
+    pub fn send_tracked(&self, message: impl Into<Message>, tracking: impl Into<Tracking>) -> SendMessage<'_> {
+        SendMessage {
+            client: self,
+            slot: Some(message.into()),
+            tracking: Some(tracking.into()),
+            yielded: false,
+            wait: Slot::new(&self.shared.waiters),
+        }
+    }
+
+    /// Like [`send_tracked`](Self::send_tracked), and also returns a [`Receipt`] that resolves to the
+    /// outcome (`Acked`, or the failure).
+    pub async fn send_tracked_with_receipt(
+        &self,
+        message: impl Into<Message>,
+        tracking: impl Into<Tracking>,
+    ) -> Result<Receipt, SendError> {
+        let (mut slot, tracking) = (Some(message.into()), tracking.into());
+        let mut yielded = false;
+        let mut wait = Slot::new(&self.shared.waiters);
+        let (id, rx) =
+            poll_fn(|cx| self.poll_send(cx, &mut slot, Some(&tracking), &mut yielded, &mut wait, true)).await?;
+        Ok(Receipt { id, rx: rx.unwrap_or_else(|| oneshot::channel().1) })
+    }
+
+    /// Queues a tracked message without waiting; a full queue or window hands it back at once in
+    /// [`SendError::Full`].
+    pub fn try_send_tracked(
+        &self,
+        message: impl Into<Message>,
+        tracking: impl Into<Tracking>,
+    ) -> Result<MessageId, SendError> {
+        let tracking = tracking.into();
+        let now = self.tracked_send_time();
+        let mut s = self.shared.session();
+        if self.shared.orphaned(&s) {
+            return Err(Shared::refuse_orphaned(message.into()));
+        }
+        let r = s.send_tracked(now, message.into(), tracking);
+        drop(s);
+        if r.is_ok() {
+            self.shared.wake_driver();
+        }
+        r
+    }
+
+    /// Acknowledges the tracked message sent with `key`, for an application that reads acknowledgements
+    /// itself: it ends [`Outcome::Acked`]. Returns its id; `None` (counted in
+    /// [`Stats::acks_unknown`](tether_core::Stats::acks_unknown)) if no tracked message with this key has
+    /// been sent: see [`Session::ack`].
+    pub fn ack(&self, key: impl Into<AckKey>) -> Option<MessageId> {
+        let now = self.shared.now();
+        let id = self.shared.session().ack(now, &key.into());
+        // The window (or a draining close) may be waiting for this.
+        self.shared.wake_driver();
+        id
+    }
+
+    /// Gives up on the tracked message sent with `key`: see [`Session::cancel`]. Returns its id.
+    pub fn cancel(&self, key: impl Into<AckKey>) -> Option<MessageId> {
+        let now = self.shared.now();
+        let id = self.shared.session().cancel(now, &key.into());
+        self.shared.wake_driver();
+        id
+    }
+
+    /// Sends a request and resolves to its response: the inbound message the
+    /// [correlation function](crate::ClientBuilder::correlate) matches to `key`, routed to this future
+    /// instead of the event stream. A request is a tracked message whose acknowledgement is its
+    /// response; the rules (timeout, bound, lost connections, cancelling by dropping the future) are in
+    /// [`Request`]. Mark it [`idempotent`](Request::idempotent) to have it sent again after a lost
+    /// connection.
+    ///
+    /// ```no_run
+    /// # async fn f(client: tether::Client) -> Result<(), tether::RequestError> {
+    /// let response = client.request(r#"{"id":7,"method":"get"}"#, 7u64).idempotent().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn request(&self, message: impl Into<Message>, key: impl Into<AckKey>) -> Request<'_> {
+        Request::new(self, key.into(), message.into(), Slot::new(&self.shared.waiters))
+    }
+
+    /// One attempt at queueing a request (the message in `slot`) and registering where its response
+    /// goes; on `Pending` the message is back in `slot`.
+    pub(crate) fn start_request(
+        &self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<Message>,
+        tracking: Tracking,
+        wait: &mut Slot<'_>,
+    ) -> Poll<Result<(MessageId, oneshot::Receiver<Answer>), SendError>> {
+        let Some(message) = slot.take() else {
+            unreachable!("a request is not queued twice");
+        };
+        let now = self.tracked_send_time();
+        let mut s = self.shared.session();
+        if self.shared.orphaned(&s) {
+            wait.release();
+            return Poll::Ready(Err(Shared::refuse_orphaned(message)));
+        }
+        match s.send_tracked(now, message, tracking.clone()) {
+            Ok(id) => {
+                wait.release();
+                // Registered under the session lock, before the driver can see the response.
+                let (tx, rx) = oneshot::channel();
+                self.shared.requests().insert(id, tx);
+                self.shared.requests_pending.fetch_add(1, Ordering::AcqRel);
+                drop(s);
+                self.shared.wake_driver();
+                Poll::Ready(Ok((id, rx)))
+            }
+            Err(SendError::Full(message)) => {
+                wait.register(cx);
+                *slot = Some(message);
+                Poll::Pending
+            }
+            Err(e) => {
+                wait.release();
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// A request future dropped before its answer: the request ends (`Session::cancel`), and its entry
+    /// goes, unless the driver has already answered it.
+    pub(crate) fn cancel_request(&self, key: &AckKey, id: MessageId) {
+        let now = self.shared.now();
+        let mut s = self.shared.session();
+        let mut requests = self.shared.requests();
+        if self.shared.take_request(&mut requests, id).is_some() {
+            s.cancel(now, key);
+        }
+        drop(requests);
+        drop(s);
+        self.shared.wake_driver();
+    }
+
+    /// Requests waiting for their response.
+    pub fn pending_requests(&self) -> usize {
+        self.shared.requests_pending.load(Ordering::Acquire)
+    }
+
+    /// The `now` of a tracked send: the clock when an ack timeout runs from it.
+    fn tracked_send_time(&self) -> Instant {
+        if self.shared.ack_clock { self.shared.now() } else { send_time(&self.shared) }
     }
 
     /// Queues a message without waiting; a full queue hands it back at once in [`SendError::Full`].
@@ -295,6 +502,7 @@ impl Client {
         &self,
         cx: &mut Context<'_>,
         slot: &mut Option<Message>,
+        tracking: Option<&Tracking>,
         yielded: &mut bool,
         wait: &mut Slot<'_>,
         receipt: bool,
@@ -322,8 +530,11 @@ impl Client {
             wait.release();
             return Poll::Ready(Err(Shared::refuse_orphaned(message)));
         }
-        let now = send_time(&self.shared);
-        match s.send(now, message) {
+        let sent = match tracking {
+            None => s.send(send_time(&self.shared), message),
+            Some(t) => s.send_tracked(self.tracked_send_time(), message, t.clone()),
+        };
+        match sent {
             Ok(id) => {
                 wait.release();
                 // Registered under the session lock, before the driver can see the outcome.

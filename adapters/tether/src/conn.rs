@@ -24,6 +24,7 @@ use tether_core::{
 };
 
 use crate::connect::{self, Ws};
+use crate::correlate::Correlation;
 use crate::runtime::Runtime;
 use crate::writer::OpCode;
 
@@ -84,8 +85,15 @@ impl<R: Runtime> Conn<R> {
         self.closing
     }
 
-    /// Reads up to `budget` frames, reporting them; reports the end if it comes.
-    pub(crate) fn read(&mut self, cx: &mut Context<'_>, budget: usize, reports: &mut Reports) -> Read {
+    /// Reads up to `budget` frames, reporting them (data messages through the application's
+    /// `correlation`, if it has one); reports the end if it comes.
+    pub(crate) fn read(
+        &mut self,
+        cx: &mut Context<'_>,
+        budget: usize,
+        correlation: Option<&Correlation>,
+        reports: &mut Reports,
+    ) -> Read {
         if self.failed {
             return self.drain(cx, budget, reports);
         }
@@ -97,10 +105,10 @@ impl<R: Runtime> Conn<R> {
                     progress = true;
                     let frame = match msg {
                         WsMessage::Text(t) => match Message::text_from_bytes(t.into()) {
-                            Ok(m) => Frame::Message(m),
+                            Ok(m) => Correlation::frame(correlation, m),
                             Err(_) => unreachable!("tungstenite validated the UTF-8"),
                         },
-                        WsMessage::Binary(b) => Frame::Message(Message::binary(b)),
+                        WsMessage::Binary(b) => Correlation::frame(correlation, Message::binary(b)),
                         WsMessage::Ping(_) => {
                             // tungstenite queued the Pong: flush it promptly, or idle clients get dropped.
                             self.need_flush = true;

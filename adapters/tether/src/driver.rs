@@ -24,8 +24,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
+use futures::channel::oneshot;
 use futures::task::AtomicWaker;
-use tether_core::{Action, ConnectInfo, Event, MessageId, OpenError, State, TransportEvent, TransportId};
+use tether_core::{
+    Action, ConnectInfo, Event, Message, MessageId, OpenError, Outcome, State, TransportEvent, TransportId,
+};
 use tracing::Instrument;
 
 use crate::builder::Inner;
@@ -33,6 +36,7 @@ use crate::client::Shared;
 use crate::conn::{Conn, Read, Reports};
 use crate::connect::failover::Failover;
 use crate::connect::{self, Ws, phases};
+use crate::request::{Answer, Pending, RequestError};
 use crate::runtime::Runtime;
 
 /// Rounds per wake-up before yielding.
@@ -94,6 +98,10 @@ pub(crate) struct Driver<R: Runtime> {
     reports: Reports,
     /// Outcomes to hand to receipts, gathered under the session lock.
     outcomes: Vec<(MessageId, tether_core::Outcome)>,
+    /// Requests that ended, with their response or their outcome, gathered under the session lock; then
+    /// where their answers go.
+    answers: Vec<(MessageId, Result<Message, Outcome>)>,
+    answered: Vec<(oneshot::Sender<Answer>, Answer)>,
     read_wake: Arc<ReadWake>,
     read_waker: Waker,
 }
@@ -115,6 +123,8 @@ impl<R: Runtime> Driver<R> {
             batch: VecDeque::new(),
             reports: Vec::new(),
             outcomes: Vec::new(),
+            answers: Vec::new(),
+            answered: Vec::new(),
             read_waker: Waker::from(read_wake.clone()),
             read_wake,
         }
@@ -177,7 +187,13 @@ impl<R: Runtime> Driver<R> {
         let mut read_cx = Context::from_waker(&self.read_waker);
         let mut progress = false;
         let mut more = false;
-        let mut read = |conn: &mut Conn<R>, reports: &mut Reports| match conn.read(&mut read_cx, READ_BUDGET, reports) {
+        let correlation = self.cfg.correlation.as_ref();
+        let mut read = |conn: &mut Conn<R>, reports: &mut Reports| match conn.read(
+            &mut read_cx,
+            READ_BUDGET,
+            correlation,
+            reports,
+        ) {
             Read::Pending(p) => {
                 progress |= p;
                 true
@@ -349,14 +365,33 @@ impl<R: Runtime> Driver<R> {
         let wants_receipts = self.shared.wants_receipts();
         let mut unblocked = false;
         let outcomes = &mut self.outcomes;
-        let dry = self.shared.events.push_from(&mut s, |e| match e {
+        let mut inspect = |e: &Event| match e {
             Event::Outcome { id, outcome } if wants_receipts => outcomes.push((*id, *outcome)),
             Event::QueueUnblocked => unblocked = true,
             _ => {}
-        });
+        };
+        let dry = if self.shared.wants_requests() {
+            // Responses go to their requests, not to the event stream (see `request`).
+            let mut requests = self.shared.requests();
+            let answers = &mut self.answers;
+            let dry = self.shared.events.push_routed(&mut s, |e| route(&mut requests, answers, e), &mut inspect);
+            let state = s.state();
+            for (id, answer) in self.answers.drain(..) {
+                let answer = answer.map_err(|outcome| RequestError::from_outcome(outcome, state));
+                if let Some(tx) = self.shared.take_request(&mut requests, id) {
+                    self.answered.push((tx, answer));
+                }
+            }
+            dry
+        } else {
+            self.shared.events.push_from(&mut s, inspect)
+        };
         let deadline = s.poll_timeout();
         let over = dry && matches!(s.state(), State::Closed | State::Failed);
         drop(s);
+        for (tx, answer) in self.answered.drain(..) {
+            let _ = tx.send(answer);
+        }
         for (id, outcome) in self.outcomes.drain(..) {
             self.shared.deliver_receipt(id, outcome);
         }
@@ -451,6 +486,26 @@ impl<R: Runtime> Future for Driver<R> {
         // Bounded work per wake-up: yield to the other tasks, and come back.
         R::yield_now(cx);
         Poll::Pending
+    }
+}
+
+/// Routes one event while requests are pending: a response to a pending request is taken off the
+/// stream (and noted in `answers`), and so is noted the outcome of a request that ended without one
+/// (its event stays on the stream, as every message's outcome does). Everything else passes.
+fn route(requests: &mut Pending, answers: &mut Vec<(MessageId, Result<Message, Outcome>)>, e: Event) -> Option<Event> {
+    match e {
+        Event::Response { id, message } if requests.contains_key(&id) => {
+            answers.push((id, Ok(message)));
+            None
+        }
+        Event::Outcome { id, outcome } if requests.contains_key(&id) => {
+            // An `Acked` right after the response it answers (the core reports them together) is no news.
+            if answers.last().is_none_or(|(a, _)| *a != id) {
+                answers.push((id, Err(outcome)));
+            }
+            Some(e)
+        }
+        e => Some(e),
     }
 }
 

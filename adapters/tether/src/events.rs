@@ -86,6 +86,36 @@ impl EventQueue {
         dry
     }
 
+    /// Like [`push_from`](Self::push_from), each event passing through `route` first: what it keeps goes
+    /// to the application, what it takes (a response for a pending request) does not, and takes no room.
+    /// One event at a time: used only while requests are pending.
+    pub(crate) fn push_routed(
+        &self,
+        s: &mut Session,
+        mut route: impl FnMut(Event) -> Option<Event>,
+        mut inspect: impl FnMut(&Event),
+    ) -> bool {
+        let mut q = self.lock();
+        let alive = q.receiver_alive;
+        let mut pushed = false;
+        let dry = loop {
+            if alive && q.buf.len() >= self.capacity {
+                break false;
+            }
+            let Some(e) = s.poll_event() else { break true };
+            let Some(e) = route(e) else { continue };
+            inspect(&e);
+            if alive {
+                q.buf.push_back(e);
+                pushed = true;
+            }
+        };
+        if pushed && let Some(w) = q.consumer.take() {
+            w.wake();
+        }
+        dry
+    }
+
     pub(crate) fn finish(&self) {
         let mut q = self.lock();
         q.finished = true;

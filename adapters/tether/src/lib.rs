@@ -36,13 +36,17 @@ mod builder;
 mod client;
 mod conn;
 mod connect;
+mod correlate;
 mod driver;
 mod endpoint;
 mod events;
+#[cfg(feature = "json")]
+pub mod json;
 #[cfg(feature = "async-io")]
 mod keeper;
 pub mod proxy;
 mod redact;
+mod request;
 mod runtime;
 mod stream;
 mod tls;
@@ -54,14 +58,15 @@ pub use builder::{
 };
 pub use client::{Client, ConnectError, Receipt, SendMessage, connect};
 pub use events::Events;
+pub use request::{Request, RequestError};
 pub use runtime::Runtime;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
 pub use tether_core as core;
 pub use tether_core::{
-    BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo, ConnectPhase,
-    DeadLink, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message, MessageId, MessageKind,
-    NetworkHint, OpenError, Outcome, Overflow, ProxyError, QueueConfig, RetryPolicy, Rtt, SendError, State, Stats,
-    TransportError, Verdict,
+    AckConfig, AckKey, BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo,
+    ConnectPhase, DeadLink, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message,
+    MessageId, MessageKind, NetworkHint, OpenError, Outcome, Overflow, ProxyError, QueueConfig, RetryPolicy, Rtt,
+    SendError, State, Stats, Tracking, TransportError, Verdict,
 };
