@@ -17,6 +17,11 @@ pub const ECHO: &str = "/echo";
 /// Path of the black hole: the handshake completes, then the server neither reads nor writes (a
 /// half-open link, as far as the client can tell).
 pub const BLACKHOLE: &str = "/blackhole";
+/// Path of the feed: right after the handshake the server writes `n` JSON ticks (`?n=N`, see
+/// [`feed`]), compressed if the client offered permessage-deflate (the server then answers the offer
+/// with plain `permessage-deflate`: 32 KiB windows, context takeover), and from then on reads and
+/// drops whatever the client sends.
+pub const FEED: &str = "/feed";
 /// The end marker of a one-way run.
 pub const END: &str = "END";
 /// The line the server prints on stdout once it listens: `ready <port>`.
@@ -96,4 +101,54 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_unstable_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// A market-data tick as a JSON feed sends it: about 200 bytes, fields and most digits alike from one
+/// tick to the next, the numbers varying (a deterministic walk).
+pub fn tick(i: u64) -> String {
+    let mix = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+    let price = 64_000 + (mix % 2_000);
+    format!(
+        r#"{{"type":"ticker","product_id":"BTC-USD","sequence":{},"price":"{}.{:02}","best_bid":"{}.{:02}","best_ask":"{}.{:02}","last_size":"0.{:08}","side":"{}","time":"2025-11-29T21:{:02}:{:02}.{:06}Z"}}"#,
+        9_000_000_000u64 + i,
+        price,
+        mix % 100,
+        price - 1,
+        (mix >> 3) % 100,
+        price,
+        (mix >> 5) % 100,
+        mix % 100_000_000,
+        if mix.is_multiple_of(3) { "buy" } else { "sell" },
+        (i / 60_000) % 60,
+        (i / 1000) % 60,
+        (i * 997) % 1_000_000
+    )
+}
+
+/// The first `n` ticks as the server's frames, one text message each: plain, or compressed with
+/// permessage-deflate (default parameters, context takeover, every message compressed).
+pub fn feed(n: usize, deflate: bool) -> Vec<u8> {
+    use tether_deflate::{Compressor, DeflateConfig, DeflateParams};
+    let params = DeflateParams::new(15, 15, false, false);
+    let cfg = DeflateConfig::default().threshold(Some(0));
+    let mut compressor = Compressor::new(&cfg, &params);
+    let mut out = Vec::with_capacity(n * if deflate { 80 } else { 210 });
+    for i in 0..n as u64 {
+        let t = tick(i);
+        let compressed = if deflate { compressor.compress(t.as_bytes()) } else { None };
+        let (payload, first) = match compressed {
+            Some(c) => (c.to_vec(), 0xc1u8),
+            None => (t.into_bytes(), 0x81u8),
+        };
+        out.push(first);
+        match payload.len() {
+            n @ 0..=125 => out.push(n as u8),
+            n => {
+                out.push(126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&payload);
+    }
+    out
 }

@@ -70,6 +70,9 @@ pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
         queue.in_flight = InFlightPolicy::Requeue;
     }
     b = b.queue(queue);
+    if a.no_compression {
+        b = b.compression(None);
+    }
     if let Some(path) = &a.ca {
         let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         b = b.add_root_certificates_pem(&pem);
@@ -234,7 +237,9 @@ impl Printer {
                     })
                     .collect();
                 let phases = if phases.is_empty() { String::new() } else { format!(": {}", phases.join(", ")) };
-                self.console.err(format_args!("{what} {url}{via} (in {}{phases})", fmt_duration(info.handshake)));
+                let compression = info.compression.map(|c| format!("; {c}")).unwrap_or_default();
+                self.console
+                    .err(format_args!("{what} {url}{via} (in {}{phases}{compression})", fmt_duration(info.handshake)));
             }
             Event::RetryScheduled { attempt, delay, .. } => {
                 let requeued = std::mem::take(&mut self.requeued);
@@ -292,6 +297,7 @@ impl Printer {
                     .num("handshake_ms", info.handshake.as_secs_f64() * 1e3)
                     .bool("reconnect", *reconnect)
                     .opt_str("subprotocol", info.subprotocol.as_deref())
+                    .opt_str("compression", info.compression.map(|c| c.to_string()).as_deref())
                     .int("endpoint", info.endpoint as u64)
                     .opt_str("url", self.endpoints.get(info.endpoint).map(|(u, _)| u.as_str()))
                     .opt_str("proxy", info.proxy.as_deref());

@@ -165,6 +165,10 @@ pub(crate) struct ConnectArgs {
     /// reporting them abandoned (at-most-once, the default).
     #[arg(long)]
     pub(crate) requeue: bool,
+    /// Do not offer permessage-deflate compression (offered by default; a server that declines gets
+    /// uncompressed messages either way). The agreed parameters are in the `connected` event.
+    #[arg(long)]
+    pub(crate) no_compression: bool,
     /// Also trust the CA certificates in this PEM file (for wss:// with a private CA).
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<std::path::PathBuf>,

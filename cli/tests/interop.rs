@@ -20,8 +20,14 @@ const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 /// One piped run; returns (exit code, stdout lines, stderr).
 fn piped_run(url: &str, input: &str) -> (Option<i32>, Vec<String>, String) {
+    piped_run_with(&[url], input)
+}
+
+/// One piped run of `tether connect ARGS`.
+fn piped_run_with(args: &[&str], input: &str) -> (Option<i32>, Vec<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["connect", url])
+        .arg("connect")
+        .args(args)
         .env_remove("RUST_LOG")
         .env("NO_PROXY", "*")
         .stdin(Stdio::piped())
@@ -68,4 +74,33 @@ fn piped_lines_get_every_echo_from_python_websockets_20_of_20() {
         }
     }
     assert!(failures.is_empty(), "{} of {RUNS} runs lost echoes or failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `tether connect` offers permessage-deflate by default: Python `websockets` (which compresses by
+/// default) agrees, `--json` shows what was agreed, and a compressible line comes back intact;
+/// `--no-compression` does not offer it.
+#[test]
+fn connect_negotiates_compression_with_python_websockets() {
+    if !enabled(Kind::Python) {
+        return;
+    }
+    let peer = Peer::start(Kind::Python, "echo");
+    let url = peer.url();
+    let line = format!("{{\"compress\":\"me\",\"pad\":\"{}\"}}", "x".repeat(4000));
+    for (flags, want) in [(&[][..], true), (&["--no-compression"][..], false)] {
+        let args = [&["--json"][..], flags, &[url.as_str()]].concat();
+        let (code, out, err) = piped_run_with(&args, &format!("{line}\n"));
+        assert_eq!(code, Some(0), "{flags:?} stderr: {err}");
+        let events: Vec<serde_json::Value> =
+            out.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
+        let connected = events.iter().find(|v| v["event"] == "connected").expect("a connected event");
+        if want {
+            let agreed = connected["compression"].as_str().unwrap_or_else(|| panic!("nothing agreed: {connected}"));
+            assert!(agreed.starts_with("permessage-deflate; server_max_window_bits="), "{agreed}");
+        } else {
+            assert!(connected["compression"].is_null(), "{connected}");
+        }
+        let echo = events.iter().find(|v| v["event"] == "message").unwrap_or_else(|| panic!("no echo: {out:?}"));
+        assert_eq!(echo["data"].as_str(), Some(line.as_str()), "{flags:?}");
+    }
 }

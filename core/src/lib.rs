@@ -121,6 +121,7 @@
 
 pub mod acks;
 mod backoff;
+mod compression;
 pub mod config;
 mod error;
 mod event;
@@ -137,6 +138,7 @@ mod transport;
 
 pub use acks::{AckConfig, AckKey, Tracking};
 pub use backoff::{BackoffConfig, Jitter};
+pub use compression::DeflateParams;
 pub use config::{Config, MAX_DURATION};
 pub use error::{CommandError, ConfigError, SendError};
 pub use event::{Action, Cause, CloseMode, Event, FailReason, NetworkHint, Outcome, State};

@@ -33,6 +33,7 @@ pub enum Verdict {
 /// | close 1002, 1003, 1007, 1008, 1009, 1010, 1015 | fatal: the server refuses what we send |
 /// | DNS, TCP, TLS I/O, timeouts (overall or per phase), handshake protocol errors | retry |
 /// | certificate rejected | fatal: it will not fix itself |
+/// | an invalid answer to the permessage-deflate offer ([`OpenError::Extension`]) | fatal: unlike one corrupt message, it is the server's fixed answer to the client's fixed offer, so every retry would get it again; turn compression off for that server |
 /// | I/O errors on an open connection (reset, EOF) | retry |
 /// | a protocol violation by the server, detected by the client ([`Violation`]) | retry: the client closes with 1002, 1007 or 1009 first; a server bug is often transient (a bad deploy, one corrupt message) and the backoff keeps the retries slow. Override with [`RetryPolicy::violation`] |
 /// | proxy unreachable (refused, reset, no route) or speaking the wrong protocol | retry |
@@ -106,7 +107,9 @@ impl RetryPolicy {
     pub fn classify_open(&self, err: &OpenError) -> Verdict {
         match err {
             OpenError::Http { status, retry_after } => self.classify_http(*status, *retry_after),
-            OpenError::TlsCertificate(_) => Verdict::Fatal,
+            // The server's software answers the same offer the same way: retrying cannot help, turning
+            // compression off (or fixing the server) does.
+            OpenError::TlsCertificate(_) | OpenError::Extension(_) => Verdict::Fatal,
             OpenError::Proxy(e) => self.classify_proxy(e),
             OpenError::Dns(_)
             | OpenError::Tcp(_)
@@ -236,6 +239,7 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(p.classify_open(&OpenError::Tcp("refused".into())), Verdict::Retry);
         assert_eq!(p.classify_open(&OpenError::TlsCertificate("unknown issuer".into())), Verdict::Fatal);
+        assert_eq!(p.classify_open(&OpenError::Extension("unknown parameter".into())), Verdict::Fatal);
         assert_eq!(p.classify_transport(&TransportError::Io("reset".into())), Verdict::Retry);
         let utf8 = TransportError::Violation { kind: Violation::InvalidUtf8, detail: "bad text".into() };
         assert_eq!(p.classify_transport(&utf8), Verdict::Retry);

@@ -201,6 +201,9 @@ pub enum OpenError {
     },
     /// The handshake broke the WebSocket protocol (bad `Sec-WebSocket-Accept`, missing upgrade, ...).
     Protocol(String),
+    /// The server's answer to the offered extensions (`Sec-WebSocket-Extensions`) breaks RFC 7692 or
+    /// names an extension that was not offered; the connection is failed, as the RFC requires.
+    Extension(String),
     /// Any other I/O error while connecting.
     Io(String),
     /// The proxy did not give us a tunnel (see [`ProxyError`]).
@@ -227,6 +230,7 @@ impl std::fmt::Display for OpenError {
             }
             OpenError::Http { status, retry_after: None } => write!(f, "handshake rejected with HTTP {status}"),
             OpenError::Protocol(e) => write!(f, "WebSocket handshake protocol error: {e}"),
+            OpenError::Extension(e) => write!(f, "invalid extension answer from the server: {e}"),
             OpenError::Io(e) => write!(f, "I/O error while connecting: {e}"),
             OpenError::Proxy(e) => write!(f, "{e}"),
             OpenError::Timeout { phase, after } => write!(f, "{phase} timed out after {}", human_duration(*after)),
@@ -315,6 +319,9 @@ pub struct ConnectInfo {
     pub handshake: Duration,
     /// The subprotocol the server selected (`Sec-WebSocket-Protocol`), if any.
     pub subprotocol: Option<String>,
+    /// The permessage-deflate parameters agreed with the server; `None` when messages go uncompressed
+    /// (compression not offered, or declined by the server).
+    pub compression: Option<crate::DeflateParams>,
     /// How long each phase took, in the order they ran (a phase that did not run is absent: no
     /// `Proxy` without a proxy, no `Tls` for `ws://`, no `Dns` for an IP address).
     pub phases: Vec<(ConnectPhase, Duration)>,

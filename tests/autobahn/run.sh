@@ -7,19 +7,22 @@
 # The fuzzing server is the official suite (`autobahntestsuite`, Python 2.7 only) when a Python 2.7
 # interpreter is found, and otherwise `kosoku` (PyPI), a Python 3 port of the suite's fuzzing server
 # that runs the same case files; the script says which one ran, and so does the summary. Either is
-# installed, pinned, into a virtualenv under the target dir (never the home directory). It starts the
-# server on 127.0.0.1, runs tests/autobahn/client.rs once per runtime (agent tether-<runtime>), reads
+# installed, pinned, into a virtualenv under the target dir (never the home directory). It starts one
+# server per runtime on 127.0.0.1 and runs tests/autobahn/client.rs against each (agent
+# tether-<runtime>), all runtimes at once: the suite's server (single-threaded Python) is the bottleneck
+# of the permessage-deflate cases, so the runtimes run side by side on the machine's cores. Then it reads
 # the reports' index.json and exits non-zero on any case that is FAILED, WRONG CODE, UNCLEAN or
 # missing. The summary goes to stdout and to $AUTOBAHN_SUMMARY if set.
 #
-# Excluded: 12.* and 13.* (permessage-deflate): tungstenite does not implement the extension, so
-# Tether never offers it and those cases cannot apply.
+# Every case runs, 12.* and 13.* (permessage-deflate) included: the client offers compression and
+# compresses every message it echoes.
 #
 # Environment:
 #   AUTOBAHN_RUNTIMES   runtimes to run (default: "tokio smol async-std")
 #   AUTOBAHN_SERVER     wstest (the official suite, needs Python 2.7), kosoku (Python 3), or auto (the
 #                       default: wstest when a Python 2.7 is found, kosoku otherwise)
-#   AUTOBAHN_PORT       fuzzing server port (default: a free one)
+#   AUTOBAHN_PORT       the first runtime's fuzzing server port, the next ones take the next ports
+#                       (default: free ones)
 #   AUTOBAHN_PROFILE    cargo profile for the client (default: dev, which shares the build of `cargo test`)
 #   AUTOBAHN_SUMMARY    also write the summary (markdown) to this file
 #   TETHER_CACHE        where the Python environments live (default: the target dir's autobahn-env/)
@@ -112,36 +115,39 @@ case "$profile" in dev) bin="$target_dir/debug/examples/autobahn-client" ;; *) b
 rm -rf "$work"
 mkdir -p "$work"
 
-# Starts the fuzzing server on 127.0.0.1:$1, writing reports into $work/$2; waits until it listens.
+# Starts a fuzzing server on 127.0.0.1:$1 in $work/$2 (its reports under $work/$2/reports), and records
+# its pid in server_pid[$2]; waits until it listens.
+declare -A server_pid
 start_server() {
-    local port=$1 outdir=$2 ready
+    local port=$1 dir=$2 ready
+    mkdir -p "$work/$dir"
     case "$server" in
         wstest)
-            cat >"$work/fuzzingserver.json" <<EOF
+            cat >"$work/$dir/fuzzingserver.json" <<EOF
 {
   "url": "ws://127.0.0.1:$port",
-  "outdir": "./$outdir",
+  "outdir": "./reports",
   "cases": ["*"],
-  "exclude-cases": ["12.*", "13.*"],
+  "exclude-cases": [],
   "exclude-agent-cases": {}
 }
 EOF
-            (cd "$work" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/server.log" 2>&1 &
+            (cd "$work/$dir" && exec "$venv/bin/wstest" -m fuzzingserver -s fuzzingserver.json -u 0) >"$work/$dir/server.log" 2>&1 &
             ready="Fuzzing Server"
             ;;
         kosoku)
-            (cd "$work" && exec "$kosoku_venv/bin/kosoku" -m fuzzingserver -x '12.*' -x '13.*' -o "$outdir" \
-                "127.0.0.1:$port") >"$work/server.log" 2>&1 &
+            (cd "$work/$dir" && exec "$kosoku_venv/bin/kosoku" -m fuzzingserver -o reports "127.0.0.1:$port") \
+                >"$work/$dir/server.log" 2>&1 &
             ready="fuzzingserver listening"
             ;;
     esac
-    server_pid=$!
+    server_pid[$dir]=$!
     for _ in $(seq 1 150); do
-        if grep -q "$ready" "$work/server.log" 2>/dev/null &&
+        if grep -q "$ready" "$work/$dir/server.log" 2>/dev/null &&
             python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
             return
         fi
-        kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; die "the fuzzing server exited"; }
+        kill -0 "${server_pid[$dir]}" 2>/dev/null || { cat "$work/$dir/server.log" >&2; die "the fuzzing server exited"; }
         sleep 0.2
     done
     die "the fuzzing server did not start listening within 30 s"
@@ -149,43 +155,48 @@ EOF
 
 # kosoku exits by itself once the client asked for its reports: wait (bounded) for it to write them.
 stop_server() {
-    [ -n "$server_pid" ] || return 0
+    local pid=${server_pid[$1]:-}
+    [ -n "$pid" ] || return 0
     if [ "$server" = kosoku ]; then
         for _ in $(seq 1 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
     fi
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "server_pid[$1]"
 }
-server_pid=
-trap 'stop_server' EXIT
+stop_servers() {
+    local dir
+    for dir in "${!server_pid[@]}"; do stop_server "$dir"; done
+}
+trap 'stop_servers' EXIT
 
-declare -A took counts
-# wstest serves every runtime from one process; kosoku serves one client's reports and exits: one
-# server per runtime, each writing its own index.json.
-if [ "$server" = wstest ]; then
-    port="${AUTOBAHN_PORT:-$(free_port)}"
-    say "starting the fuzzing server on 127.0.0.1:$port"
-    start_server "$port" reports/clients
-fi
+declare -A took counts port client
+next_port="${AUTOBAHN_PORT:-}"
 for rt in $runtimes; do
-    if [ "$server" = kosoku ]; then
-        port="${AUTOBAHN_PORT:-$(free_port)}"
-        say "starting the fuzzing server on 127.0.0.1:$port for $rt"
-        start_server "$port" "reports/$rt"
-    fi
-    say "running the cases on $rt"
-    t0=$(date +%s)
-    "$bin" "$rt" "ws://127.0.0.1:$port" "tether-$rt" 2>"$work/client-$rt.log" || say "the $rt client reported trouble (exit $?)"
-    cat "$work/client-$rt.log" >&2
-    took[$rt]=$(($(date +%s) - t0))
-    counts[$rt]=$(sed -n 's/.*: \([0-9][0-9]*\) cases on the server.*/\1/p' "$work/client-$rt.log" | head -1)
-    if [ "$server" = kosoku ]; then stop_server; fi
+    if [ -n "$next_port" ]; then port[$rt]=$next_port; next_port=$((next_port + 1)); else port[$rt]=$(free_port); fi
+    say "starting a fuzzing server for $rt on 127.0.0.1:${port[$rt]}"
+    start_server "${port[$rt]}" "$rt"
 done
-stop_server
+for rt in $runtimes; do
+    say "running the cases on $rt"
+    (
+        t0=$(date +%s)
+        "$bin" "$rt" "ws://127.0.0.1:${port[$rt]}" "tether-$rt" 2>"$work/client-$rt.log" ||
+            say "the $rt client reported trouble (exit $?)"
+        echo $(($(date +%s) - t0)) >"$work/$rt/seconds"
+    ) &
+    client[$rt]=$!
+done
+for rt in $runtimes; do
+    wait "${client[$rt]}" || true
+    sed "s/^/[$rt] /" "$work/client-$rt.log" >&2
+    took[$rt]=$(cat "$work/$rt/seconds" 2>/dev/null || echo "?")
+    counts[$rt]=$(sed -n 's/.*: \([0-9][0-9]*\) cases on the server.*/\1/p' "$work/client-$rt.log" | head -1)
+done
+stop_servers
 
 timings=""
 for rt in $runtimes; do timings="$timings tether-$rt=${took[$rt]}"; done
@@ -200,12 +211,13 @@ case "$server" in
         suite_version="kosoku $("$kosoku_venv/bin/pip" show kosoku 2>/dev/null | sed -n 's/^Version: //p'), the Python 3 port of the suite's fuzzing server (the same case files)"
         ;;
 esac
-python3 - "$work/reports" "$work/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" "$case_counts" <<'EOF'
+first_rt="${runtimes%% *}"
+python3 - "$work" "$work/$first_rt/server.log" "$runtimes" "$timings" "${AUTOBAHN_SUMMARY:-}" "$profile" "$suite_version" "$case_counts" <<'EOF'
 import ast, collections, glob, json, os, re, sys
 
 reports, log, runtimes, timings, summary_path, profile, suite, case_counts = sys.argv[1:9]
 report = {}
-for index in glob.glob(os.path.join(reports, "*", "index.json")):
+for index in glob.glob(os.path.join(reports, "*", "reports", "index.json")):
     for agent, cases in json.load(open(index)).items():
         report.setdefault(agent, {}).update(cases)
 if not report:
@@ -253,10 +265,10 @@ for n in notes:
     agent, rest = n.split(" ", 1)
     non_ok[rest].append(agent)
 passed = sum(1 for _ in expected) * len(runtimes.split()) - len(problems)
-out = ["Suite: %s; fuzzing server on 127.0.0.1; client tests/autobahn/client.rs (cargo profile %s), one "
-       "Tether client per case." % (suite.strip(), profile), "",
-       "Cases run: %d (every case of the suite except 12.* and 13.*, permessage-deflate: tungstenite does "
-       "not implement the extension, so Tether never offers it)." % len(expected), ""] + lines + [""]
+out = ["Suite: %s; one fuzzing server per runtime on 127.0.0.1, the runtimes side by side; client "
+       "tests/autobahn/client.rs (cargo profile %s), one Tether client per case." % (suite.strip(), profile), "",
+       "Cases run: %d (every case of the suite, 12.* and 13.* permessage-deflate included)." % len(expected),
+       ""] + lines + [""]
 if non_ok:
     out.append("Accepted non-OK verdicts (NON-STRICT / INFORMATIONAL are passes in Autobahn's terms):")
     out.append("")

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A peer for Tether's interop tests: Node's `ws` server on 127.0.0.1.
 //
-//   node ws_server.js PORT MODE      (PORT 0: a free port; the chosen port is stdout's first line)
+//   node ws_server.js PORT MODE [COMPRESSION]
+//       (PORT 0: a free port; the chosen port is stdout's first line)
 //
 // MODE (the same for websockets_server.py):
 //   echo              echoes every message, text as text, binary as binary
@@ -9,20 +10,42 @@
 //   close:CODE:K      closes the first connection with CODE after K messages; later ones echo
 //   jsonrpc           a JSON-RPC 2.0 server (see jsonrpcAnswer): methods echo, add, slow (answers after
 //                     params[0] ms, other requests meanwhile); says {"method":"hello"} first
+// COMPRESSION (permessage-deflate, when the client offers it):
+//   default           ws's default for servers: off (the offer is declined)
+//   plain             off
+//   deflate           on, every message compressed (threshold 0), context takeover
+//   nct               on, without context takeover in either direction (imposed on the client)
 // In every mode the text message "stats?" is answered with
-//   "stats conns=C pings=P pongs=Q max_pong_ms=M"  (counts over the server's life).
+//   "stats conns=C pings=P pongs=Q max_pong_ms=M deflate=D wire_in=I wire_out=O"
+// (counts over the server's life; D is 1 when this connection negotiated permessage-deflate; I and O
+// are the bytes this connection read and wrote on the wire so far).
 'use strict';
 const { WebSocketServer } = require('ws');
 
-const [portArg, mode = 'echo'] = process.argv.slice(2);
+const [portArg, mode = 'echo', compression = 'default'] = process.argv.slice(2);
 const [kind, a, b] = mode.split(':');
 if (!['echo', 'ping', 'close', 'jsonrpc'].includes(kind) || portArg === undefined) {
   console.error('usage: ws_server.js PORT echo|ping:N|close:CODE:K|jsonrpc');
   process.exit(2);
 }
 const stats = { conns: 0, pings: 0, pongs: 0, maxPongMs: 0 };
+const deflate = {
+  default: false,
+  plain: false,
+  deflate: { threshold: 0 },
+  nct: { threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true },
+}[compression];
+if (deflate === undefined) {
+  console.error(`unknown compression ${compression}`);
+  process.exit(2);
+}
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(portArg), maxPayload: 64 << 20 });
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port: Number(portArg),
+  maxPayload: 64 << 20,
+  perMessageDeflate: deflate,
+});
 wss.on('listening', () => console.log(String(wss.address().port)));
 // Answers one JSON-RPC 2.0 request (notifications, without an id, get no answer).
 function jsonrpcAnswer(ws, text) {
@@ -78,7 +101,11 @@ wss.on('connection', (ws) => {
   ws.on('message', (data, isBinary) => {
     received++;
     if (!isBinary && data.toString() === 'stats?') {
-      ws.send(`stats conns=${stats.conns} pings=${stats.pings} pongs=${stats.pongs} max_pong_ms=${stats.maxPongMs}`);
+      const negotiated = ws.extensions.includes('permessage-deflate') ? 1 : 0;
+      ws.send(
+        `stats conns=${stats.conns} pings=${stats.pings} pongs=${stats.pongs} max_pong_ms=${stats.maxPongMs}` +
+          ` deflate=${negotiated} wire_in=${ws._socket.bytesRead} wire_out=${ws._socket.bytesWritten}`,
+      );
       return;
     }
     ws.send(data, { binary: isBinary });

@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tether::{BackoffConfig, Cause, ClientBuilder, Event, Events, FailReason, Message, State};
+use tether::{
+    BackoffConfig, Cause, ClientBuilder, DeflateConfig, DeflateParams, Event, Events, FailReason, Message, State,
+};
 
 mod common;
 use common::peers::{Kind, Peer, enabled};
@@ -203,6 +205,159 @@ async fn server_restart<R: Rt>(kind: Kind) {
     assert!(client.stats().reconnects >= 1);
 }
 
+/// The `stats?` answer of a peer, as numbers.
+async fn peer_stats<R: Rt>(client: &tether::Client, events: &mut Events, seen: &mut Vec<Event>) -> String {
+    client.send("stats?").await.unwrap();
+    let e = until::<R>(
+        events,
+        seen,
+        secs(5),
+        "stats",
+        |e| matches!(e, Event::Message(m) if m.as_text().is_some_and(|t| t.starts_with("stats "))),
+    )
+    .await;
+    let Event::Message(m) = e else { unreachable!() };
+    m.as_text().unwrap_or_default().to_owned()
+}
+
+fn stat(text: &str, name: &str) -> u64 {
+    text.split(' ')
+        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+}
+
+/// Waits for `n` messages and returns them.
+async fn messages<R: Rt>(events: &mut Events, n: usize, what: &str) -> Vec<Message> {
+    let mut got = Vec::with_capacity(n);
+    within::<R, _>(secs(20), what, async {
+        while got.len() < n {
+            match events.next().await {
+                Some(Event::Message(m)) => got.push(m),
+                Some(_) => {}
+                None => panic!("{what}: event stream ended after {} messages", got.len()),
+            }
+        }
+    })
+    .await;
+    got
+}
+
+/// A market-data tick, ~150-200 bytes of JSON.
+fn tick(i: u64) -> String {
+    let p = 64_000 + (i * 7919) % 1000;
+    format!(
+        r#"{{"type":"ticker","product_id":"BTC-USD","sequence":{},"price":"{}.{:02}","best_bid":"{}.00","best_ask":"{}.50","volume_24h":"{}.{:04}","side":"{}","time":"2025-11-29T21:{:02}:{:02}.{:06}Z"}}"#,
+        9_000_000 + i,
+        p,
+        i % 100,
+        p - 1,
+        p,
+        12_000 + i % 500,
+        i % 10_000,
+        if i.is_multiple_of(3) { "buy" } else { "sell" },
+        (i / 60) % 60,
+        i % 60,
+        i * 137 % 1_000_000
+    )
+}
+
+/// permessage-deflate against a peer that compresses: the agreed parameters are checked by `check`,
+/// a feed of ticks and a large repetitive text come back exactly, and the peer's own byte counts show
+/// that both directions were compressed; then incompressible and empty messages come back too.
+async fn deflate_echo<R: Rt>(kind: Kind, compression: &str, client_cfg: DeflateConfig, check: fn(&DeflateParams)) {
+    let peer = Peer::start_with(kind, "echo", compression);
+    let (client, mut events) = R::connect(fast(&peer.url()).compression(Some(client_cfg)).build().unwrap());
+    let mut seen = vec![];
+    let e = until::<R>(&mut events, &mut seen, secs(10), "connected", connected).await;
+    let Event::Connected { info, .. } = &e else { unreachable!() };
+    let params = info.compression.unwrap_or_else(|| panic!("{kind:?} ({compression}) did not negotiate: {info:?}"));
+    check(&params);
+    let ticks: Vec<String> = (0..300).map(tick).collect();
+    let big = ticks.join("\n").repeat(4);
+    let mut sent = 0;
+    for t in &ticks {
+        client.send(t.as_str()).await.unwrap();
+        sent += t.len();
+    }
+    client.send(big.as_str()).await.unwrap();
+    sent += big.len();
+    let got = messages::<R>(&mut events, ticks.len() + 1, "the ticks echoed").await;
+    for (i, t) in ticks.iter().enumerate() {
+        assert_eq!(got[i].as_text(), Some(t.as_str()), "tick {i}");
+    }
+    assert_eq!(got[ticks.len()].as_text(), Some(big.as_str()));
+    let text = peer_stats::<R>(&client, &mut events, &mut seen).await;
+    eprintln!("{kind:?} ({compression}, {params}): {sent} bytes of payload each way; {text}");
+    assert_eq!(stat(&text, "deflate"), 1, "{text}");
+    // Both directions compressed: each way, the wire carried a fraction of the payload.
+    assert!(stat(&text, "wire_in") < sent as u64 / 3, "the client's messages were not compressed: {text}");
+    assert!(stat(&text, "wire_out") < sent as u64 / 3, "the server's messages were not compressed: {text}");
+    // Incompressible, empty and non-ASCII messages.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let noise: Vec<u8> = (0..65_536)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    client.send(Message::binary(noise.clone())).await.unwrap();
+    client.send("").await.unwrap();
+    client.send(Message::binary(Vec::new())).await.unwrap();
+    client.send("héllo wörld ✓".repeat(300)).await.unwrap();
+    let got = messages::<R>(&mut events, 4, "the rest echoed").await;
+    assert_eq!(&got[0].payload()[..], &noise[..]);
+    assert_eq!((got[1].as_text(), got[2].as_text(), got[2].payload().len()), (Some(""), None, 0));
+    assert_eq!(got[3].as_text(), Some("héllo wörld ✓".repeat(300).as_str()));
+    assert_eq!(client.state(), State::Connected);
+}
+
+/// Every outgoing message at or above 64 bytes compressed, to see the ticks shrink too.
+fn eager() -> DeflateConfig {
+    DeflateConfig::default().threshold(Some(64))
+}
+
+/// With context takeover (each side's window carries over from message to message).
+async fn deflate_context_takeover<R: Rt>(kind: Kind) {
+    let compression = if kind == Kind::Node { "deflate" } else { "default" };
+    deflate_echo::<R>(kind, compression, eager(), |p| {
+        assert!(!p.server_no_context_takeover && !p.client_no_context_takeover, "{p}");
+    })
+    .await;
+}
+
+/// Without context takeover: asked by the client (with a 1 KiB server window and a 2 KiB client one)
+/// and imposed by the server.
+async fn deflate_no_context_takeover<R: Rt>(kind: Kind) {
+    let cfg = eager()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
+        .server_max_window_bits(Some(10))
+        .client_max_window_bits(11);
+    deflate_echo::<R>(kind, "nct", cfg, |p| {
+        assert!(p.server_no_context_takeover && p.client_no_context_takeover, "{p}");
+        assert!(p.server_max_window_bits <= 10 && p.client_max_window_bits <= 11, "{p}");
+    })
+    .await;
+}
+
+/// A peer that declines: no compression agreed, messages flow uncompressed.
+async fn deflate_declined<R: Rt>(kind: Kind) {
+    let peer = Peer::start_with(kind, "echo", "plain");
+    let (client, mut events) = R::connect(fast(&peer.url()).compression(Some(eager())).build().unwrap());
+    let mut seen = vec![];
+    let e = until::<R>(&mut events, &mut seen, secs(10), "connected", connected).await;
+    assert!(matches!(&e, Event::Connected { info, .. } if info.compression.is_none()), "{e:?}");
+    let big = tick(1).repeat(1000);
+    client.send(big.as_str()).await.unwrap();
+    until::<R>(&mut events, &mut seen, secs(5), "echo", |e| is_text(e, &big)).await;
+    let text = peer_stats::<R>(&client, &mut events, &mut seen).await;
+    assert_eq!(stat(&text, "deflate"), 0, "{text}");
+    assert!(stat(&text, "wire_in") > big.len() as u64, "sent uncompressed: {text}");
+}
+
 macro_rules! peer_suite {
     ($module:ident, $rt:ty, $kind:expr) => {
         mod $module {
@@ -235,6 +390,24 @@ macro_rules! peer_suite {
             fn server_restart() {
                 if enabled($kind) {
                     <$rt>::block_on(super::server_restart::<$rt>($kind))
+                }
+            }
+            #[test]
+            fn deflate_context_takeover() {
+                if enabled($kind) {
+                    <$rt>::block_on(super::deflate_context_takeover::<$rt>($kind))
+                }
+            }
+            #[test]
+            fn deflate_no_context_takeover() {
+                if enabled($kind) {
+                    <$rt>::block_on(super::deflate_no_context_takeover::<$rt>($kind))
+                }
+            }
+            #[test]
+            fn deflate_declined() {
+                if enabled($kind) {
+                    <$rt>::block_on(super::deflate_declined::<$rt>($kind))
                 }
             }
         }

@@ -7,13 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::http::Request;
+use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
+use async_tungstenite::tungstenite::http::{HeaderValue, Request};
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use tether_core::{
     BackoffConfig, Config, ConfigError, ConnectPhase, HeartbeatConfig, Message, QueueConfig, RetryPolicy,
 };
+use tether_deflate::DeflateConfig;
 
 use crate::connect::phases::PhaseTimeouts;
 use crate::correlate::Correlation;
@@ -93,6 +95,9 @@ pub enum BuildError {
     /// A transport size setting is invalid.
     #[error("invalid size setting: {0}")]
     Size(&'static str),
+    /// A compression setting is invalid, or conflicts with a header set by hand.
+    #[error("invalid compression setting: {0}")]
+    Compression(String),
     /// A proxy URL (given, or from the environment) is invalid. Its credentials are not shown.
     #[error("invalid proxy {proxy:?}: {reason}")]
     InvalidProxy {
@@ -133,6 +138,7 @@ pub struct ClientBuilder {
     ws: Sizes,
     event_capacity: usize,
     seed: Option<u64>,
+    deflate: Option<DeflateConfig>,
     /// Set by `correlate` (in `correlate.rs`, with the other request/response settings).
     pub(crate) correlation: Option<Correlation>,
 }
@@ -414,6 +420,19 @@ impl ClientBuilder {
         self
     }
 
+    /// permessage-deflate (RFC 7692): `Some` offers it to the server with these settings, `None` does
+    /// not offer it. A server that declines gets uncompressed messages, and an answer that breaks the
+    /// RFC fails the attempt with [`OpenError::Extension`](tether_core::OpenError::Extension), which
+    /// the retry policy treats as fatal (the server answers the same offer the same way: turn
+    /// compression off for it). What was agreed is in [`ConnectInfo::compression`](tether_core::ConnectInfo)
+    /// on every `Connected` event. Default: `Some(DeflateConfig::default())`: offered, 32 KiB windows,
+    /// context takeover, outgoing messages of 1 KiB and more compressed at level 6. The compression
+    /// state is allocated on first use (see the README for its memory).
+    pub fn compression(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
     /// Events buffered for the application before the driver stops reading the socket (backpressure).
     /// Default: 1024.
     pub fn event_capacity(mut self, events: usize) -> Self {
@@ -433,6 +452,22 @@ impl ClientBuilder {
                 ProxySetting::Env(env) => env.proxy_for(ep.tls, &ep.host, ep.port)?,
             };
             endpoints.push(ep);
+        }
+
+        if let Some(deflate) = &self.deflate {
+            deflate.validate().map_err(|e| BuildError::Compression(e.to_string()))?;
+            let offer = tether_deflate::offer(deflate);
+            let v = HeaderValue::from_str(&offer).map_err(|_| BuildError::Compression(offer.clone()))?;
+            for ep in &mut endpoints {
+                if ep.request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS) {
+                    return Err(BuildError::Compression(
+                        "a Sec-WebSocket-Extensions header was set by hand while compression is on; \
+                         call compression(None) to offer your own extensions"
+                            .into(),
+                    ));
+                }
+                ep.request.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, v.clone());
+            }
         }
 
         let mut core = self.core;
@@ -483,6 +518,7 @@ impl ClientBuilder {
                 core,
                 ws,
                 event_capacity: self.event_capacity,
+                deflate: self.deflate,
                 correlation: self.correlation,
             }),
         })
@@ -510,6 +546,7 @@ impl Default for ClientBuilder {
             ws: Sizes::default(),
             event_capacity: 1024,
             seed: None,
+            deflate: Some(DeflateConfig::default()),
             correlation: None,
         }
     }
@@ -576,6 +613,7 @@ pub(crate) struct Inner {
     pub(crate) core: Config,
     pub(crate) ws: WebSocketConfig,
     pub(crate) event_capacity: usize,
+    pub(crate) deflate: Option<DeflateConfig>,
     /// The application's correlation function, for tracked messages and requests.
     pub(crate) correlation: Option<Correlation>,
 }
@@ -608,6 +646,25 @@ mod tests {
             b("wss://x/").add_root_certificates_pem(b"garbage").build(),
             Err(BuildError::InvalidCertificate(_))
         ));
+        let bad = DeflateConfig::default().client_max_window_bits(8);
+        assert!(matches!(b("ws://x/").compression(Some(bad)).build(), Err(BuildError::Compression(_))));
+        assert!(matches!(
+            b("ws://x/").header("Sec-WebSocket-Extensions", "foo").build(),
+            Err(BuildError::Compression(_))
+        ));
+        assert!(b("ws://x/").header("Sec-WebSocket-Extensions", "foo").compression(None).build().is_ok());
+    }
+
+    #[test]
+    fn compression_is_offered_by_default() {
+        let c = ClientBuilder::new("ws://x/").build().unwrap();
+        assert_eq!(
+            c.inner.endpoints[0].request.headers()["sec-websocket-extensions"],
+            "permessage-deflate; client_max_window_bits"
+        );
+        assert_eq!(c.inner.deflate, Some(DeflateConfig::default()));
+        let c = ClientBuilder::new("ws://x/").compression(None).build().unwrap();
+        assert!(!c.inner.endpoints[0].request.headers().contains_key("sec-websocket-extensions"));
     }
 
     #[test]

@@ -156,7 +156,8 @@ impl<R: Runtime> Conn<R> {
         let mut buf = [0u8; DRAIN_CHUNK];
         let mut progress = false;
         for _ in 0..budget {
-            match Pin::new(self.ws.get_mut().get_mut()).poll_read(cx, &mut buf) {
+            // Under the output buffer and the extension's stream: nothing read now is inflated.
+            match Pin::new(self.ws.get_mut().get_mut().get_mut()).poll_read(cx, &mut buf) {
                 Poll::Pending => return Read::Pending(progress),
                 Poll::Ready(Ok(n)) if n > 0 => progress = true,
                 // The end, or an error after the failure: either way it is over.
@@ -187,14 +188,22 @@ impl<R: Runtime> Conn<R> {
     }
 
     /// Writes a data message (after [`poll_ready`](Self::poll_ready)); `id` is `None` for a preamble
-    /// message. Encoded by Tether (see `writer`), not by tungstenite.
+    /// message. Encoded by Tether (see `writer`), not by tungstenite; compressed first when
+    /// permessage-deflate is in use and the message reaches the threshold: one frame with RSV1 set
+    /// (RFC 7692, 6), its payload the compressed message.
     #[inline]
     pub(crate) fn send(&mut self, message: &Message, id: Option<MessageId>) -> Result<(), TransportError> {
+        self.writable()?;
         let op = match message.kind() {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,
         };
-        self.encode(op, message.payload())?;
+        let out = self.ws.get_mut();
+        match out.get_mut().compress(message.payload()) {
+            Some(compressed) => out.encode(true, true, op, &compressed),
+            None => out.encode(true, false, op, message.payload()),
+        }
+        self.need_flush = true;
         if id.is_some() {
             self.fed = id;
         } else {
@@ -203,18 +212,20 @@ impl<R: Runtime> Conn<R> {
         Ok(())
     }
 
-    /// Writes a Ping (after [`poll_ready`](Self::poll_ready)).
+    /// Writes a Ping (after [`poll_ready`](Self::poll_ready)). Control frames are never compressed.
     pub(crate) fn ping(&mut self, payload: &[u8]) -> Result<(), TransportError> {
-        self.encode(OpCode::Ping, payload)
+        self.writable()?;
+        self.ws.get_mut().encode(true, false, OpCode::Ping, payload);
+        self.need_flush = true;
+        Ok(())
     }
 
-    fn encode(&mut self, op: OpCode, payload: &[u8]) -> Result<(), TransportError> {
-        // As tungstenite refuses: nothing follows a close frame, sent or received.
+    /// Refuses what tungstenite would refuse: nothing follows a close frame, sent or received.
+    #[inline]
+    fn writable(&self) -> Result<(), TransportError> {
         if self.closing || self.failed {
             return Err(TransportError::Io("sending after closing is not allowed".into()));
         }
-        self.ws.get_mut().encode(true, false, op, payload);
-        self.need_flush = true;
         Ok(())
     }
 
@@ -287,6 +298,12 @@ fn classify_read_error(e: WsError) -> Result<Option<CloseFrame>, TransportError>
         WsError::Protocol(p) => violation(Violation::Protocol, p.to_string()),
         e @ WsError::Utf8(_) => violation(Violation::InvalidUtf8, e.to_string()),
         WsError::Capacity(c) => violation(Violation::TooBig, c.to_string()),
+        // The server's compressed data broke a limit (1009) or the format (1002).
+        WsError::Io(io) if crate::deflate::inflate_error(&io).is_some() => {
+            let inflate = crate::deflate::inflate_error(&io).map(|i| (i.is_too_big(), i.to_string()));
+            let (too_big, detail) = inflate.unwrap_or_default();
+            violation(if too_big { Violation::TooBig } else { Violation::Protocol }, detail)
+        }
         other => Err(classify_write_error(other)),
     }
 }

@@ -37,6 +37,7 @@ mod client;
 mod conn;
 mod connect;
 mod correlate;
+mod deflate;
 mod driver;
 mod endpoint;
 mod events;
@@ -60,13 +61,14 @@ pub use client::{Client, ConnectError, Receipt, SendMessage, connect};
 pub use events::Events;
 pub use request::{Request, RequestError};
 pub use runtime::Runtime;
+pub use tether_deflate::DeflateConfig;
 
 pub use bytes::Bytes;
 /// The sans-IO core, for driving it by hand.
 pub use tether_core as core;
 pub use tether_core::{
     AckConfig, AckKey, BackoffConfig, Cause, CloseFrame, CloseMode, CommandError, Config, ConfigError, ConnectInfo,
-    ConnectPhase, DeadLink, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter, Message,
-    MessageId, MessageKind, NetworkHint, OpenError, Outcome, Overflow, ProxyError, QueueConfig, RetryPolicy, Rtt,
-    SendError, State, Stats, Tracking, TransportError, Verdict,
+    ConnectPhase, DeadLink, DeflateParams, ErrorCounts, Event, FailReason, HeartbeatConfig, InFlightPolicy, Jitter,
+    Message, MessageId, MessageKind, NetworkHint, OpenError, Outcome, Overflow, ProxyError, QueueConfig, RetryPolicy,
+    Rtt, SendError, State, Stats, Tracking, TransportError, Verdict,
 };

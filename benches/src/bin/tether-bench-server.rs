@@ -3,13 +3,15 @@
 //! `tether-bench-server [--port P]` listens on 127.0.0.1:P (0, the default, picks a free port) and prints
 //! `ready <port>` once it listens. Endpoints by path: `/sink` (and any other path) counts data messages and answers the text
 //! `END` with the count; `/echo` sends every data message back; `/blackhole` completes the handshake and
-//! then goes silent. It exits when its standard input closes (so it never outlives the harness), or when
+//! then goes silent; `/feed?n=N` writes N JSON ticks, compressed when the client offers
+//! permessage-deflate, then drops what it reads. It exits when its standard input closes (so it never outlives the harness), or when
 //! killed (the harness kills and restarts it to measure reconnection).
 
 use std::io::{Read, Write};
 
 use futures::{SinkExt, StreamExt};
-use tether_benches::{BLACKHOLE, ECHO, END, READY};
+use tether_benches::{BLACKHOLE, ECHO, END, FEED, READY, feed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -43,12 +45,32 @@ fn main() {
     });
 }
 
+/// Feeds made so far, by length and compression: thousands of connections get the same one.
+type Feeds = std::collections::HashMap<(usize, bool), std::sync::Arc<[u8]>>;
+
+thread_local! {
+    static FEEDS: std::cell::RefCell<Feeds> = Default::default();
+}
+
 async fn serve(tcp: TcpStream) {
     let mut path = String::new();
+    let mut n = 0usize;
+    let mut deflate = false;
     // tungstenite's callback type fixes the (large) error type.
     #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, resp: Response| {
+    let callback = |req: &Request, mut resp: Response| {
         path = req.uri().path().to_owned();
+        if path == FEED {
+            n = req.uri().query().and_then(|q| q.strip_prefix("n=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+            deflate = req
+                .headers()
+                .get_all("sec-websocket-extensions")
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("permessage-deflate")));
+            if deflate {
+                resp.headers_mut().insert("sec-websocket-extensions", "permessage-deflate".parse().expect("valid"));
+            }
+        }
         Ok(resp)
     };
     // tungstenite's defaults, as a real server runs (a 128 KiB read buffer: a smaller one slows the
@@ -61,6 +83,18 @@ async fn serve(tcp: TcpStream) {
             // Hold the socket, read nothing, answer nothing, until the client goes away (it cannot
             // tell: the kernel still acknowledges). Exits with the process.
             std::future::pending::<()>().await;
+        }
+        FEED => {
+            // Past tungstenite: the frames are written as made, and what the client sends (maybe
+            // compressed, which tungstenite would refuse) is read and dropped.
+            let blob =
+                FEEDS.with_borrow_mut(|f| f.entry((n, deflate)).or_insert_with(|| feed(n, deflate).into()).clone());
+            let tcp = ws.get_mut();
+            if tcp.write_all(&blob).await.is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; 4096];
+            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
         }
         ECHO => {
             while let Some(Ok(msg)) = ws.next().await {

@@ -207,7 +207,7 @@ impl Session {
             OpenError::Tcp(_) => e.tcp += 1,
             OpenError::Tls(_) | OpenError::TlsCertificate(_) => e.tls += 1,
             OpenError::Http { .. } => e.http += 1,
-            OpenError::Protocol(_) => e.protocol += 1,
+            OpenError::Protocol(_) | OpenError::Extension(_) => e.protocol += 1,
             OpenError::Io(_) => e.io += 1,
             OpenError::Proxy(_) => e.proxy += 1,
             OpenError::Timeout { .. } => e.connect_timeout += 1,

@@ -390,7 +390,7 @@ impl Checker {
                 (408 | 429 | 500..=599, None) => Expect::Retry,
                 _ => Expect::Fatal,
             },
-            Cause::OpenFailed(OpenError::TlsCertificate(_)) => Expect::Fatal,
+            Cause::OpenFailed(OpenError::TlsCertificate(_) | OpenError::Extension(_)) => Expect::Fatal,
             Cause::RemoteClosed(frame) => match frame.as_ref().map(|f| f.code) {
                 Some(1013) => cap(p.try_again_later),
                 Some(1002 | 1003 | 1007 | 1008 | 1009 | 1010 | 1015) => Expect::Fatal,

@@ -123,13 +123,21 @@ pub fn enabled(kind: Kind) -> bool {
 pub struct Peer {
     kind: Kind,
     mode: String,
+    /// permessage-deflate setting of the peer (see the scripts); `default`: the library's default.
+    compression: String,
     port: u16,
     child: Option<Child>,
 }
 
 impl Peer {
+    /// Starts `kind` in `mode` (see the scripts), with the library's default compression.
     pub fn start(kind: Kind, mode: &str) -> Self {
-        let mut p = Self { kind, mode: mode.to_owned(), port: 0, child: None };
+        Self::start_with(kind, mode, "default")
+    }
+
+    /// Starts `kind` in `mode` with the permessage-deflate setting `compression` (see the scripts).
+    pub fn start_with(kind: Kind, mode: &str, compression: &str) -> Self {
+        let mut p = Self { kind, mode: mode.to_owned(), compression: compression.to_owned(), port: 0, child: None };
         p.spawn();
         p
     }
@@ -146,6 +154,7 @@ impl Peer {
             let mut child = cmd
                 .arg(self.port.to_string())
                 .arg(&self.mode)
+                .arg(&self.compression)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

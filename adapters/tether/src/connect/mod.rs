@@ -23,11 +23,14 @@ use std::sync::atomic::AtomicU8;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::client::generate_key;
 use async_tungstenite::tungstenite::http::HeaderValue;
-use async_tungstenite::tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
+use async_tungstenite::tungstenite::http::header::{
+    SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+};
 use rustls_pki_types::ServerName;
 use tether_core::{ConnectInfo, ConnectPhase, OpenError, ProxyError};
 
 use crate::builder::{HttpRequest, Inner};
+use crate::deflate::DeflateStream;
 use crate::endpoint::Endpoint;
 use crate::proxy::{ProxyKind, ProxyUrl, SocksTarget, tunnel};
 use crate::runtime::Runtime;
@@ -39,12 +42,13 @@ use phases::Phases;
 /// The link to the first hop: the server, or the proxy (over TLS for an `https://` proxy).
 pub(crate) type Link<R> = MaybeTls<Tcp<R>>;
 
-/// An open WebSocket on runtime `R`: tungstenite over the shared output buffer (see `writer`).
-pub(crate) type Ws<R> = WebSocketStream<Out<Head<MaybeTls<Link<R>>>>>;
+/// An open WebSocket on runtime `R`: tungstenite over the shared output buffer (see `writer`), over the
+/// permessage-deflate state (see `deflate`).
+pub(crate) type Ws<R> = WebSocketStream<Out<DeflateStream<Head<MaybeTls<Link<R>>>>>>;
 
 /// The TCP stream under a WebSocket (under TLS to the server and to a proxy, if any).
 pub(crate) fn tcp_of<R: Runtime>(ws: &mut Ws<R>) -> &mut Tcp<R> {
-    let link = match ws.get_mut().get_mut().get_mut() {
+    let link = match ws.get_mut().get_mut().get_mut().get_mut() {
         MaybeTls::Plain(link) => link,
         MaybeTls::Tls(tls) => tls.get_mut().0,
     };
@@ -102,9 +106,11 @@ pub(crate) async fn open<R: Runtime>(
         _ => MaybeTls::Plain(link),
     };
 
-    let ws_config = Some(cfg.ws);
+    // permessage-deflate, if the request (after the hook) still offers it.
+    let deflate = cfg.deflate.as_ref().filter(|_| request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS));
     let record = HeadRecord::default();
-    let stream = Out::new(Head::recording(stream, record.clone()));
+    let stream = Out::new(DeflateStream::new(Head::recording(stream, record.clone()), deflate.is_some()));
+    let ws_config = Some(cfg.ws);
     let (mut ws, response) = phases
         .run(ConnectPhase::Handshake, async {
             async_tungstenite::client_async_with_config(request, stream, ws_config)
@@ -112,12 +118,13 @@ pub(crate) async fn open<R: Runtime>(
                 .map_err(|e| classify::classify_handshake(e, &record))
         })
         .await?;
-    ws.get_mut().get_mut().stop();
+    ws.get_mut().get_mut().get_mut().stop();
     tcp_of(&mut ws).keep();
     let mut info = ConnectInfo::new(rt.now().saturating_duration_since(started));
     // tungstenite has checked that the server chose one of the offered subprotocols.
     info.subprotocol =
         response.headers().get(SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).map(|p| p.trim().to_owned());
+    info.compression = crate::deflate::accept(&mut ws, deflate, &response)?;
     info.phases = phases.log;
     info.endpoint = endpoint;
     info.peer = Some(peer);

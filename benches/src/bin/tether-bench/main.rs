@@ -45,6 +45,7 @@ struct Params {
     mem_n: usize,
     mem_reps: usize,
     core_n: usize,
+    feed: usize,
 }
 
 impl Params {
@@ -61,6 +62,7 @@ impl Params {
             mem_n: 2_000,
             mem_reps: 1,
             core_n: 1_000_000,
+            feed: 100_000,
         }
     }
 
@@ -77,6 +79,7 @@ impl Params {
             mem_n: 2_000,
             mem_reps: 3,
             core_n: 5_000_000,
+            feed: 500_000,
         }
     }
 }
@@ -144,6 +147,16 @@ fn main() {
         println!("{:.2} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
         return;
     }
+    if args.first().map(String::as_str) == Some("--profile-feed") {
+        // Hidden, for a profiler: the feed only. `--profile-feed RUNTIME N on|off`.
+        let rt = *Rt::ALL.iter().find(|r| r.name() == args[1]).expect("runtime");
+        let n: usize = args[2].parse().expect("number");
+        let server = Server::start(0, None);
+        rt.block_on(runs::tether_feed(rt, server.url(""), n, args[3] == "on"));
+        let d = rt.block_on(runs::tether_feed(rt, server.url(""), n, args[3] == "on"));
+        println!("{:.3} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--profile-core") {
         // Hidden, for callgrind: the core's per-message loop only. `--profile-core N`.
         let p = Params { core_n: args[1].parse().expect("number"), ..Params::quick() };
@@ -176,6 +189,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     core_rows(&p, &mut rows);
+    feed_bytes_row(&p, &mut rows);
     // tokio first: its pass runs the anchors, which the other runtimes are compared with.
     only.sort_by_key(|r| *r != Rt::Tokio);
     if !only.contains(&Rt::Tokio) {
@@ -252,8 +266,8 @@ fn describe(p: &Params, cpu: Option<usize>) {
         None => println!("- pinning: none (no taskset, or --no-pin)"),
     }
     println!(
-        "- runs: {} repeat(s), medians; one-way {} x 64 B and {} x 16 KiB; echo {} round trips; {} connects; {} reconnects; {} half-open; memory N = {} connections ({} repeat(s))",
-        p.reps, p.n64, p.n16k, p.echo, p.connects, p.reconnects, p.half_open, p.mem_n, p.mem_reps
+        "- runs: {} repeat(s), medians; one-way {} x 64 B and {} x 16 KiB; echo {} round trips; {} connects; {} reconnects; {} half-open; feed {} ticks; memory N = {} connections ({} repeat(s))",
+        p.reps, p.n64, p.n16k, p.echo, p.connects, p.reconnects, p.half_open, p.feed, p.mem_n, p.mem_reps
     );
     println!(
         "- Tether: default config (`ClientBuilder::new(url).build()`), `client.send(m).await` per message; raw: `TCP_NODELAY` on, default `WebSocketConfig`"
@@ -494,6 +508,30 @@ fn runtime_rows(rt: Rt, p: &Params, server: &Server, cpu: Option<usize>, best: &
         verdict: verdict(Some(o50.as_secs_f64() / raw_connect_p50.as_secs_f64() <= 1.5)),
     });
 
+    // The JSON feed, with and without permessage-deflate. The server makes each feed once, on its first
+    // request: a run first, untimed, so that the timed ones measure the client only.
+    for compression in [true, false] {
+        rt.block_on(runs::tether_feed(rt, server.url(""), p.feed, compression));
+    }
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..p.reps {
+        with.push(p.feed as f64 / rt.block_on(runs::tether_feed(rt, server.url(""), p.feed, true)).as_secs_f64());
+        without.push(p.feed as f64 / rt.block_on(runs::tether_feed(rt, server.url(""), p.feed, false)).as_secs_f64());
+    }
+    let (with, without) = (median(&mut with), median(&mut without));
+    rows.push(Row {
+        what: format!(
+            "JSON feed received ({} ticks of ~200 B pushed by the server): with permessage-deflate (raw column: without)",
+            p.feed
+        ),
+        rt: name,
+        tether: format!("{:.2} M msg/s", with / 1e6),
+        raw: format!("Tether, compression off: {:.2} M msg/s", without / 1e6),
+        ratio: format!("{:.2}×", with / without),
+        target: "—",
+        verdict: "—",
+    });
+
     // Half-open detection.
     let (interval, pong) = (Duration::from_millis(200), Duration::from_millis(100));
     let mut det = Vec::new();
@@ -516,6 +554,23 @@ fn runtime_rows(rt: Rt, p: &Params, server: &Server, cpu: Option<usize>, best: &
         ratio: format!("{:.3}× bound", worst.as_secs_f64() / bound.as_secs_f64()),
         target: "≤ bound + 10 ms timer slack",
         verdict: verdict(Some(worst <= bound + Duration::from_millis(10))),
+    });
+}
+
+/// Bytes on the wire for the feed, plain and compressed (computed from the frames the server sends:
+/// deterministic, no timing involved).
+fn feed_bytes_row(p: &Params, rows: &mut Vec<Row>) {
+    let n = p.feed.min(100_000);
+    let plain = tether_benches::feed(n, false).len() as f64 / n as f64;
+    let compressed = tether_benches::feed(n, true).len() as f64 / n as f64;
+    rows.push(Row {
+        what: format!("JSON feed: bytes on the wire per tick (frames included, {n} ticks, context takeover)"),
+        rt: "—",
+        tether: format!("permessage-deflate: {compressed:.1} B"),
+        raw: format!("uncompressed: {plain:.1} B"),
+        ratio: format!("{:.2}×", compressed / plain),
+        target: "—",
+        verdict: "—",
     });
 }
 
@@ -568,7 +623,7 @@ fn memory_rows(p: &Params, server: &Server, rows: &mut Vec<Row>) {
         }
         (median(&mut rss), median(&mut heap))
     };
-    let [ti, ri, tq, rq] = memory::KINDS.map(&mut get);
+    let [ti, ri, tq, rq, pr, di, dr, db] = memory::KINDS.map(&mut get);
     let n = p.mem_n;
     rows.push(Row {
         what: format!("idle connection, default config: RSS per connection (N = {n}, driver task included)"),
@@ -588,6 +643,32 @@ fn memory_rows(p: &Params, server: &Server, rows: &mut Vec<Row>) {
         target: "—",
         verdict: "—",
     });
+    let t = memory::FEED_TICKS;
+    for (what, m, base, base_what) in [
+        ("idle, compression negotiated", di, ti, "idle, not negotiated"),
+        (
+            &*format!("after receiving {t} compressed ticks (decompressor allocated)"),
+            dr,
+            pr,
+            "the same ticks uncompressed",
+        ),
+        (
+            &*format!("after receiving {t} compressed ticks and sending one 2 KiB message (both allocated)"),
+            db,
+            pr,
+            "the same ticks uncompressed",
+        ),
+    ] {
+        rows.push(Row {
+            what: format!("connection, default config, {what}: RSS / heap per connection (N = {n})"),
+            rt: "tokio",
+            tether: format!("{:.1} KiB / {:.1} KiB", m.0, m.1),
+            raw: format!("{base_what}: {:.1} KiB / {:.1} KiB", base.0, base.1),
+            ratio: format!("{:.2}×", m.0 / base.0),
+            target: if base_what.starts_with("idle") { "≤ 16 KiB" } else { "—" },
+            verdict: if base_what.starts_with("idle") { verdict(Some(m.0 <= 16.0)) } else { "—" },
+        });
+    }
     let q = memory::QUEUED;
     rows.push(Row {
         what: format!("connection holding {q} queued 64 B messages (outage): RSS per connection (N = {n})"),

@@ -25,7 +25,19 @@ pub struct Mem {
     pub heap_kib: f64,
 }
 
-pub const KINDS: [&str; 4] = ["tether-idle", "raw-idle", "tether-queued", "raw-queued"];
+pub const KINDS: [&str; 8] = [
+    "tether-idle",
+    "raw-idle",
+    "tether-queued",
+    "raw-queued",
+    "tether-plain-received",
+    "tether-deflate-idle",
+    "tether-deflate-received",
+    "tether-deflate-both",
+];
+
+/// Ticks each connection of the `tether-deflate-received` and `-both` kinds receives.
+pub const FEED_TICKS: usize = 1000;
 
 /// Runs one kind in a child process (pinned like this one) and returns its per-connection figures.
 pub fn measure(kind: &str, n: usize, port: u16, dead_port: u16) -> Mem {
@@ -81,6 +93,32 @@ pub fn child(kind: &str, n: usize, port: u16, dead_port: u16) {
                     for i in 0..QUEUED {
                         let p = Bytes::from(vec![i as u8; 64]);
                         client.try_send(Message::binary(p)).expect("queue has room");
+                    }
+                    tether_held.push((client, events));
+                }
+                "tether-plain-received" | "tether-deflate-idle" | "tether-deflate-received" | "tether-deflate-both" => {
+                    // The feed endpoint negotiates permessage-deflate (unless the client does not offer
+                    // it) and pushes the ticks at once.
+                    let ticks = if kind == "tether-deflate-idle" { 0 } else { FEED_TICKS };
+                    let deflate = kind != "tether-plain-received";
+                    let feed = format!("ws://127.0.0.1:{port}{}?n={ticks}", tether_benches::FEED);
+                    let b = tether::ClientBuilder::new(feed);
+                    let cfg = if deflate { b } else { b.compression(None) }.build().expect("valid config");
+                    let (client, mut events) = tether_tokio::connect(cfg).expect("runtime");
+                    let mut got = 0;
+                    while let Some(ev) = events.next().await {
+                        match ev {
+                            Event::Connected { info, .. } => assert_eq!(info.compression.is_some(), deflate),
+                            Event::Message(_) => got += 1,
+                            _ => {}
+                        }
+                        if got == ticks && client.stats().connects == 1 {
+                            break;
+                        }
+                    }
+                    if kind == "tether-deflate-both" {
+                        // Above the 1 KiB threshold: compressed, so the compressor is allocated.
+                        client.send(tether_benches::tick(0).repeat(10)).await.expect("send");
                     }
                     tether_held.push((client, events));
                 }

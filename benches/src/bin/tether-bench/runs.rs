@@ -228,3 +228,34 @@ pub async fn tether_half_open(rt: Rt, url: String, interval: Duration, pong: Dur
     debug_assert!(client.state() == State::Closed);
     (detected, bound)
 }
+
+/// The JSON feed: `n` ticks the server pushes right after the handshake, compressed when the client
+/// offers permessage-deflate (`compression`) and plain when it does not; the time from `Connected`
+/// to the n-th message.
+pub async fn tether_feed(rt: Rt, url: String, n: usize, compression: bool) -> Duration {
+    let b = ClientBuilder::new(format!("{url}{}?n={n}", tether_benches::FEED));
+    let cfg = if compression { b } else { b.compression(None) }.build().expect("valid config");
+    let (client, mut events) = rt.tether(cfg);
+    let t0 = loop {
+        match events.next().await.expect("event") {
+            Event::Connected { info, .. } => {
+                assert_eq!(info.compression.is_some(), compression, "compression negotiated as asked");
+                break Instant::now();
+            }
+            Event::Failed(f) => panic!("client failed: {f:?}"),
+            _ => {}
+        }
+    };
+    let mut got = 0;
+    while got < n {
+        match events.next().await.expect("event") {
+            Event::Message(_) => got += 1,
+            Event::Failed(f) => panic!("client failed: {f:?}"),
+            _ => {}
+        }
+    }
+    let dt = t0.elapsed();
+    drop(events);
+    drop(client);
+    dt
+}
