@@ -157,6 +157,28 @@ fn main() {
         println!("{:.3} M msg/s", n as f64 / d.as_secs_f64() / 1e6);
         return;
     }
+    if args.first().map(String::as_str) == Some("--profile-reconnect") {
+        // Hidden: the reconnect measure alone, beside fresh connects on the same runtime, pinned like the
+        // full harness. `--profile-reconnect RUNTIME N`; with TETHER_BENCH_RECONNECT_PARTS=1 in the
+        // environment, each reconnect's parts go to stderr.
+        let rt = *Rt::ALL.iter().find(|r| r.name() == args[1]).expect("runtime");
+        let n: usize = args[2].parse().expect("number");
+        let cpu = pin_self(&args);
+        let server = Server::start(0, cpu);
+        let mut fresh = rt.block_on(runs::tether_connects(rt, server.url(SINK), 200));
+        let mut raw = rt.block_on(runs::raw_connects(rt, server.url(SINK), 200));
+        let srv = Server::start(free_port(), cpu);
+        let (samples, _srv) = rt.block_on(runs::tether_reconnects(rt, srv, cpu, n));
+        let mut over: Vec<Duration> = samples.iter().map(|s| s.overhead).collect();
+        println!(
+            "reconnect p50 {} max {}; fresh connect p50 {}, raw {}",
+            us(percentile(&mut over, 50)),
+            us(percentile(&mut over, 100)),
+            us(percentile(&mut fresh, 50)),
+            us(percentile(&mut raw, 50))
+        );
+        return;
+    }
     if args.first().map(String::as_str) == Some("--profile-core") {
         // Hidden, for callgrind: the core's per-message loop only. `--profile-core N`.
         let p = Params { core_n: args[1].parse().expect("number"), ..Params::quick() };
