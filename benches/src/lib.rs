@@ -14,6 +14,9 @@ use std::time::Duration;
 pub const SINK: &str = "/sink";
 /// Path of the echo endpoint: every data message is sent back.
 pub const ECHO: &str = "/echo";
+/// Path of the acknowledging endpoint: every binary message is answered with its first 8 bytes (the
+/// key of a tracked message, acknowledged).
+pub const ACK: &str = "/ack";
 /// Path of the black hole: the handshake completes, then the server neither reads nor writes (a
 /// half-open link, as far as the client can tell).
 pub const BLACKHOLE: &str = "/blackhole";

@@ -5,17 +5,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tether_tokio::{
-    BackoffConfig, Cause, ClientBuilder, ClientConfig, ConnectPhase, Event, FailReason, InFlightPolicy, Message,
-    MessageKind, Outcome, QueueConfig, State, Stats,
+    AckConfig, BackoffConfig, Cause, ClientBuilder, ClientConfig, ConnectPhase, Event, FailReason, InFlightPolicy,
+    Message, MessageKind, Outcome, QueueConfig, State, Stats,
 };
 use tokio::sync::mpsc;
 
 use crate::json_line::{self, Line};
+use crate::rpc;
 use crate::term::Console;
 use crate::{ConnectArgs, exit};
 
 /// What the stdin reader hands over.
-enum Input {
+pub(crate) enum Input {
     Line(Vec<u8>),
     End(Option<std::io::Error>),
 }
@@ -70,6 +71,12 @@ pub(crate) fn build(a: &ConnectArgs) -> Result<ClientConfig, String> {
         queue.in_flight = InFlightPolicy::Requeue;
     }
     b = b.queue(queue);
+    if let Some(path) = &a.rpc_id {
+        b = b.correlate_json(&path.text);
+        if let Some(t) = a.rpc_timeout {
+            b = b.acks(AckConfig::default().timeout(Some(t)));
+        }
+    }
     if a.no_compression {
         b = b.compression(None);
     }
@@ -150,6 +157,8 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Expired => "expired",
         Outcome::Abandoned => "abandoned",
         Outcome::Aborted => "aborted",
+        Outcome::Acked => "acked",
+        Outcome::TimedOut => "timed_out",
         // An outcome added to the library after this program: named, not mistaken for another.
         _ => "other",
     }
@@ -192,6 +201,9 @@ struct Printer {
     exit: Option<u8>,
     stdout_closed: bool,
     connected_once: bool,
+    /// `--rpc-id`: requests answered, and failed.
+    requests: u64,
+    failed_requests: u64,
 }
 
 impl Printer {
@@ -258,7 +270,8 @@ impl Printer {
             }
             Event::Requeued { .. } => self.requeued += 1,
             Event::Outcome { id, outcome } => match outcome {
-                Outcome::Sent => {}
+                // A request's response (or its failure) is printed as its answer.
+                Outcome::Sent | Outcome::Acked => {}
                 Outcome::Aborted => self.aborted += 1,
                 other if !self.json => {
                     self.console.err(format_args!("message {id} {}", outcome_name(other)));
@@ -347,6 +360,37 @@ impl Printer {
         self.emit_json(line);
     }
 
+    /// One `--rpc-id` request's end, in request order: the response on stdout, or the failure.
+    fn answer(&mut self, a: rpc::Answer) {
+        self.requests += 1;
+        let latency_ms = a.latency.as_secs_f64() * 1e3;
+        if self.json {
+            let mut o = Line::event(if a.result.is_ok() { "response" } else { "request_failed" }, self.t());
+            o.int("line", a.line).field("id", a.id).num("latency_ms", (latency_ms * 1e3).round() / 1e3);
+            match a.result {
+                Ok(response) => o.field("response", response),
+                Err(e) => {
+                    self.failed_requests += 1;
+                    o.str("error", &e)
+                }
+            };
+            let line = o.finish();
+            self.emit_json(line);
+            return;
+        }
+        match a.result {
+            Ok(response) => {
+                if self.console.out(response.to_string().as_bytes()).is_err() {
+                    self.stdout_closed = true;
+                }
+            }
+            Err(e) => {
+                self.failed_requests += 1;
+                self.console.err(format_args!("request on line {} (id {}) failed: {e}", a.line, a.id));
+            }
+        }
+    }
+
     fn stats_json(&mut self, s: &Stats, code: u8) {
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
         let line = Line::event("exit", self.t())
@@ -357,6 +401,10 @@ impl Printer {
             .int("messages_aborted", s.messages_aborted)
             .int("messages_abandoned", s.messages_abandoned)
             .int("messages_requeued", s.messages_requeued)
+            .int("messages_acked", s.messages_acked)
+            .int("messages_redelivered", s.messages_redelivered)
+            .int("requests", self.requests)
+            .int("requests_failed", self.failed_requests)
             .int("attempts", s.attempts)
             .int("reconnects", s.reconnects)
             .opt_num("rtt_ms", ms(s.rtt.ewma))
@@ -391,34 +439,42 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
     spawn_stdin_reader(line_tx);
     // Sends stdin lines in order, waiting while the queue is full; reports the end of stdin.
     let (end_tx, mut end_rx) = mpsc::channel::<Option<std::io::Error>>(1);
+    // `--rpc-id`: the answers, in request order; all of them are sent before the end of stdin is.
+    let (answer_tx, mut answer_rx) = mpsc::channel::<rpc::Answer>(64);
+    let mut answers_open = args.rpc_id.is_some();
     let sender = client.clone();
-    tokio::spawn(async move {
-        let mut warned = false;
-        while let Some(input) = line_rx.recv().await {
-            match input {
-                Input::Line(bytes) => {
-                    let msg = match String::from_utf8(bytes) {
-                        Ok(text) => Message::text(text),
-                        Err(e) => {
-                            if !warned {
-                                warned = true;
-                                crate::error_line("stdin is not UTF-8: such lines are sent as binary messages");
+    if let Some(path) = args.rpc_id.clone() {
+        tokio::spawn(rpc::run(sender, path.fields, args.rpc_retry, line_rx, answer_tx, end_tx));
+    } else {
+        drop(answer_tx);
+        tokio::spawn(async move {
+            let mut warned = false;
+            while let Some(input) = line_rx.recv().await {
+                match input {
+                    Input::Line(bytes) => {
+                        let msg = match String::from_utf8(bytes) {
+                            Ok(text) => Message::text(text),
+                            Err(e) => {
+                                if !warned {
+                                    warned = true;
+                                    crate::error_line("stdin is not UTF-8: such lines are sent as binary messages");
+                                }
+                                Message::binary(e.into_bytes())
                             }
-                            Message::binary(e.into_bytes())
+                        };
+                        // Refused only once the session is closing or over: stop reading.
+                        if sender.send(msg).await.is_err() {
+                            break;
                         }
-                    };
-                    // Refused only once the session is closing or over: stop reading.
-                    if sender.send(msg).await.is_err() {
+                    }
+                    Input::End(err) => {
+                        let _ = end_tx.send(err).await;
                         break;
                     }
                 }
-                Input::End(err) => {
-                    let _ = end_tx.send(err).await;
-                    break;
-                }
             }
-        }
-    });
+        });
+    }
 
     let mut p = Printer {
         json: args.json,
@@ -432,6 +488,8 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
         exit: None,
         stdout_closed: false,
         connected_once: false,
+        requests: 0,
+        failed_requests: 0,
     };
     let mut sigint = Box::pin(tokio::signal::ctrl_c());
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -482,7 +540,15 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
                 start_close(&mut closing);
                 sigint = Box::pin(tokio::signal::ctrl_c());
             }
+            answer = answer_rx.recv(), if answers_open => match answer {
+                Some(a) => p.answer(a),
+                None => answers_open = false,
+            },
             end = end_rx.recv(), if !stdin_done => {
+                // Every answer was handed over before the end: print them first.
+                while let Ok(a) = answer_rx.try_recv() {
+                    p.answer(a);
+                }
                 stdin_done = true;
                 if let Some(Some(e)) = end {
                     io_error = Some(format!("error: reading stdin failed: {e}"));
@@ -553,6 +619,12 @@ pub(crate) async fn run(args: ConnectArgs) -> u8 {
         }
         (Some(code), None) => code,
         (None, None) => exit::IO,
+    };
+    let code = if code == exit::OK && p.failed_requests > 0 {
+        crate::error_line(format_args!("{} of {} failed", p.failed_requests, count(p.requests, "request")));
+        exit::IO
+    } else {
+        code
     };
     if p.json {
         p.stats_json(&stats, code);

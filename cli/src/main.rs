@@ -1,7 +1,8 @@
 //! `tether`: the command-line face of Tether, the resilient WebSocket client.
 //!
 //! * `tether connect URL`: stdin lines become text messages (queued across outages), received messages go
-//!   to stdout, connection events to stderr.
+//!   to stdout, connection events to stderr; with `--rpc-id FIELD`, JSON requests matched to their
+//!   responses (printed in request order).
 //! * `tether serve`: a local echo server, with optional chaos (the `tether-chaos` crate).
 //! * `tether demo`: a loopback tour of what the client survives, ending with a computed summary.
 //!
@@ -13,6 +14,7 @@
 mod connect;
 mod demo;
 mod json_line;
+mod rpc;
 mod serve;
 mod term;
 
@@ -25,7 +27,8 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) mod exit {
     /// A clean close (stdin ended and everything was sent, or Ctrl-C), or a finished demo.
     pub(crate) const OK: u8 = 0;
-    /// Any other failure: an I/O error, a close handshake that timed out, a demo check that failed.
+    /// Any other failure: an I/O error, a close handshake that timed out, a demo check that failed, a
+    /// `--rpc-id` request that failed.
     pub(crate) const IO: u8 = 1;
     /// Bad arguments: unknown option, bad URL, header, duration, unreadable CA file.
     pub(crate) const USAGE: u8 = 2;
@@ -45,7 +48,8 @@ macro_rules! exit_codes {
         "\
 Exit codes:
   0    clean close (stdin ended and every message was sent, or Ctrl-C), or a successful demo
-  1    other failure (I/O error, close handshake timed out, a demo check failed)
+  1    other failure (I/O error, close handshake timed out, a demo check failed, an --rpc-id
+       request failed)
   2    bad arguments (unknown option, bad URL, header or duration, unreadable CA file)
   3    fatal rejection: the server refused us and retrying will not help (e.g. HTTP 401, close 1008,
        certificate rejected, proxy credentials refused)
@@ -69,6 +73,21 @@ At the end of stdin:
   - while not connected, with nothing left to send, tether stops once the attempt in progress has
     failed (exit 4; --connect-timeout bounds a host that never answers), or at once (exit 0) if it
     was connected before and sent everything.
+
+Request/response (--rpc-id FIELD, e.g. --rpc-id id for JSON-RPC):
+  - every stdin line is a JSON object, sent as a request; a line without FIELD gets the next number
+    (1, 2, ...) there. FIELD may be a path into nested objects: --rpc-id meta.id;
+  - the inbound message whose FIELD holds a request's id (a string, or a non-negative integer) is its
+    response: responses are printed on stdout in request order, one JSON line each (with --json:
+    {\"event\":\"response\",\"line\":N,\"id\":ID,\"latency_ms\":MS,\"response\":{...}}), while later requests
+    are already on their way (at most 256 at a time). Other messages are printed as usual;
+  - a request fails (a line on stderr; with --json a \"request_failed\" line, in its place in
+    the order) if its line is not a JSON object, if no response came within --rpc-timeout, or if the
+    connection was lost after it was sent (unless --rpc-retry: it is then sent again after the
+    reconnect, and the server may see it twice). A request made while disconnected waits for the
+    connection;
+  - the end of stdin waits for every response, then follows the rules above; the exit code is 1 if
+    any request failed and the session was otherwise clean.
 
 ",
     exit_codes!()
@@ -175,6 +194,18 @@ pub(crate) struct ConnectArgs {
     /// Print every event (messages included) as one JSON object per line on stdout.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Request/response mode: every stdin line is a JSON request, matched to its response by this
+    /// field (`id` for JSON-RPC; `a.b` for a nested one); responses are printed in request order, with
+    /// their latency in --json. See below.
+    #[arg(long, value_name = "FIELD", value_parser = parse_field)]
+    pub(crate) rpc_id: Option<rpc::FieldPath>,
+    /// With --rpc-id: how long a request waits for its response before it fails. Default: no limit.
+    #[arg(long, value_name = "S", value_parser = parse_duration, requires = "rpc_id")]
+    pub(crate) rpc_timeout: Option<Duration>,
+    /// With --rpc-id: requests pending when the connection is lost are sent again after the reconnect
+    /// (for idempotent requests: the server may see one twice) instead of failing.
+    #[arg(long, requires = "rpc_id")]
+    pub(crate) rpc_retry: bool,
 }
 
 /// `tether serve`'s options.
@@ -193,6 +224,11 @@ pub(crate) struct ServeArgs {
     /// written to this PEM file (for `tether connect --ca FILE wss://localhost:PORT/`).
     #[arg(long, value_name = "CA_FILE")]
     pub(crate) tls: Option<std::path::PathBuf>,
+}
+
+/// A JSON field path: `id`, or `a.b` for field `b` of object `a`.
+fn parse_field(s: &str) -> Result<rpc::FieldPath, String> {
+    rpc::FieldPath::parse(s).ok_or_else(|| format!("expected a field name or a dotted path such as a.b, got {s:?}"))
 }
 
 /// `K:V` or `K: V`.

@@ -193,6 +193,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
         &["connect", "ws://127.0.0.1:1/", "--ca", "/nonexistent/ca.pem"],
         &["connect"],
         &["serve", "--chaos", "explode=1"],
+        &["connect", "ws://127.0.0.1:1/", "--rpc-id", ""],
+        &["connect", "ws://127.0.0.1:1/", "--rpc-id", "a..b"],
+        &["connect", "ws://127.0.0.1:1/", "--rpc-timeout", "1"],
+        &["connect", "ws://127.0.0.1:1/", "--rpc-retry"],
     ];
     for args in cases {
         let mut cmd = tether();
@@ -307,9 +311,47 @@ fn help_lists_the_timeouts_and_the_end_of_stdin_rules() {
     let (code, out, _) = Proc::spawn(cmd).finish(RUN_LIMIT);
     assert_eq!(code, Some(0));
     let help = out.join("\n");
-    for flag in ["--connect-timeout <S>", "--close-timeout <S>", "--linger <S>", "At the end of stdin:"] {
+    for flag in [
+        "--connect-timeout <S>",
+        "--close-timeout <S>",
+        "--linger <S>",
+        "At the end of stdin:",
+        "--rpc-id <FIELD>",
+        "--rpc-timeout <S>",
+        "--rpc-retry",
+        "Request/response (--rpc-id FIELD",
+    ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+/// `--rpc-id meta.id` against the echo server (each request's echo is its response): ids put where a
+/// line has none, responses on stdout in request order, lines that are no JSON object reported in their
+/// place on stderr, and exit 1 because some failed.
+#[test]
+fn rpc_id_matches_responses_and_reports_bad_lines() {
+    let (_server, url) = serve(&[]);
+    let mut c = connect(&["--rpc-id", "meta.id", "--linger", "0", &url]);
+    c.write("{\"m\":1}\n{\"m\":2,\"meta\":{\"id\":\"k\"}}\nnot json\n[1]\n{\"m\":3}\n");
+    c.close_stdin();
+    let (code, out, err) = c.finish(RUN_LIMIT);
+    let responses: Vec<serde_json::Value> =
+        out.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
+    assert_eq!(
+        responses,
+        [
+            serde_json::json!({"m": 1, "meta": {"id": 1}}),
+            serde_json::json!({"m": 2, "meta": {"id": "k"}}),
+            serde_json::json!({"m": 3, "meta": {"id": 2}}),
+        ],
+        "stderr: {err:?}"
+    );
+    let failed: Vec<&String> = err.iter().filter(|l| l.contains("failed:")).collect();
+    assert_eq!(failed.len(), 2, "{err:?}");
+    assert!(failed[0].contains("line 3") && failed[0].contains("not JSON"), "{err:?}");
+    assert!(failed[1].contains("line 4") && failed[1].contains("not a JSON object"), "{err:?}");
+    assert_eq!(err.last().map(String::as_str), Some("tether: 2 of 5 requests failed"), "{err:?}");
+    assert_eq!(code, Some(1), "{err:?}");
 }
 
 #[test]

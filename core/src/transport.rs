@@ -75,8 +75,12 @@ pub enum ConnectPhase {
 
 impl ConnectPhase {
     /// Every phase, in order.
-    pub const ALL: [ConnectPhase; 5] =
-        [ConnectPhase::Dns, ConnectPhase::Tcp, ConnectPhase::Proxy, ConnectPhase::Tls, ConnectPhase::Handshake];
+    ///
+    /// A slice rather than a fixed-size array: the enum is `#[non_exhaustive]`, and a phase added later
+    /// must not change the type of this item (an array's length is part of its type).
+    pub const fn all() -> &'static [ConnectPhase] {
+        &[ConnectPhase::Dns, ConnectPhase::Tcp, ConnectPhase::Proxy, ConnectPhase::Tls, ConnectPhase::Handshake]
+    }
 
     /// A short lower-case name (`dns`, `tcp`, `proxy`, `tls`, `handshake`), for logs and JSON.
     pub fn name(self) -> &'static str {

@@ -3,50 +3,13 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures::StreamExt;
-use tether::{BackoffConfig, Cause, ClientBuilder, ConnectInfo, ConnectPhase, Event, Events, OpenError, State};
+use tether::{Cause, ConnectPhase, Event, Events, OpenError, State};
 use tether_tests::server::{Behavior, TestServer};
 
 mod common;
-use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn fast(url: &str) -> ClientBuilder {
-    ClientBuilder::new(url)
-        .backoff(BackoffConfig::default().base(ms(50)).max_delay(ms(300)).stable_after(ms(300)))
-        .connect_timeout(secs(5))
-        .close_timeout(secs(2))
-}
-
-async fn until<R: Rt>(events: &mut Events, d: Duration, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    within::<R, _>(d, what, async {
-        let mut seen = Vec::new();
-        while let Some(e) = events.next().await {
-            if pred(&e) {
-                return e;
-            }
-            seen.push(e);
-        }
-        panic!("{what}: the event stream ended; saw {seen:?}");
-    })
-    .await
-}
-
-async fn connected<R: Rt>(events: &mut Events) -> ConnectInfo {
-    match until::<R>(events, secs(15), "connected", |e| matches!(e, Event::Connected { .. })).await {
-        Event::Connected { info, .. } => info,
-        _ => unreachable!("matched Connected"),
-    }
-}
+use common::events::{connected, fast, ms, secs, until};
+use common::runtimes::{AsyncStd, Rt, Smol, Tokio};
 
 /// Two endpoints, the first dead: the client fails over to the second; when the second dies and the
 /// first is back, it goes back to the first. Which endpoint served is on `Connected` and in stats.

@@ -9,56 +9,16 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use tether::proxy::ProxyEnv;
-use tether::{
-    BackoffConfig, Cause, ClientBuilder, ConnectInfo, ConnectPhase, Event, Events, FailReason, OpenError, ProxyError,
-};
+use tether::{Cause, ConnectPhase, Event, Events, FailReason, OpenError, ProxyError};
 use tether_tests::pki::TestPki;
 use tether_tests::real_proxy::{Missing, RealProxy, skip_or_fail};
 use tether_tests::server::{Behavior, TestServer};
 
 mod common;
-use common::runtimes::{AsyncStd, Rt, Smol, Tokio, within};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn fast(url: &str) -> ClientBuilder {
-    ClientBuilder::new(url)
-        .backoff(BackoffConfig::default().base(ms(50)).max_delay(ms(300)).stable_after(ms(300)))
-        .connect_timeout(secs(5))
-        .close_timeout(secs(2))
-}
-
-/// The next event matching `pred`, within `d`.
-async fn until<R: Rt>(events: &mut Events, d: Duration, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-    within::<R, _>(d, what, async {
-        let mut seen = Vec::new();
-        while let Some(e) = events.next().await {
-            if pred(&e) {
-                return e;
-            }
-            seen.push(e);
-        }
-        panic!("{what}: the event stream ended; saw {seen:?}");
-    })
-    .await
-}
-
-async fn connected<R: Rt>(events: &mut Events) -> ConnectInfo {
-    match until::<R>(events, secs(15), "connected", |e| matches!(e, Event::Connected { .. })).await {
-        Event::Connected { info, .. } => info,
-        _ => unreachable!("matched Connected"),
-    }
-}
+use common::events::{connected, fast, secs, until};
+use common::runtimes::{AsyncStd, Rt, Smol, Tokio};
 
 async fn failed<R: Rt>(events: &mut Events) -> FailReason {
     match until::<R>(events, secs(15), "failed", |e| matches!(e, Event::Failed(_))).await {

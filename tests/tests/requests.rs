@@ -2,7 +2,7 @@
 //! real servers on their own threads: the persisting `AckServer` (acknowledges `ack KEY` after logging
 //! KEY) and the test server (echo, or a sink that never answers). Short intervals, bounded waits.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::{Either, join_all, select};
@@ -167,6 +167,38 @@ async fn a_request_times_out<R: Rt>() {
     assert_eq!(client.stats().messages_timed_out, 1);
 }
 
+/// A request's own timeout (`Request::timeout`, no ack timeout configured): from its first poll; the
+/// request then ends as if dropped, leaving nothing behind, also while it waits for room in the window.
+/// A response in time wins.
+async fn a_request_times_out_by_its_own_timeout<R: Rt>() {
+    let server = TestServer::start(Behavior::Sink);
+    let builder = fast(&server.url()).correlate(echo_correlation).acks(AckConfig::default().max_messages(1));
+    let (client, mut events) = R::connect(builder.build().unwrap());
+    let t0 = Instant::now();
+    let r = within::<R, _>(secs(10), "its own timeout", client.request("req 1", 1u64).timeout(ms(300))).await;
+    assert_eq!(r.unwrap_err(), RequestError::TimedOut);
+    assert!(t0.elapsed() >= ms(300), "timed out after {:?}", t0.elapsed());
+    assert_eq!(client.pending_requests(), 0);
+    let mut seen = vec![];
+    until::<R>(&mut events, &mut seen, "its outcome", |e| {
+        matches!(e, Event::Outcome { outcome: Outcome::Abandoned | Outcome::Aborted, .. })
+    })
+    .await;
+    let st = client.stats();
+    assert_eq!((st.tracked, st.queue_len, st.messages_timed_out), (0, 0, 0), "{st:?}");
+    // The window (1) is held by a pending request: the next one times out while waiting for room.
+    let mut first = std::pin::pin!(client.request("req 2", 2u64));
+    assert!(still_pending::<R, _>(ms(50), first.as_mut()).await);
+    let r = within::<R, _>(secs(10), "waiting for room", client.request("req 3", 3u64).timeout(ms(200))).await;
+    assert_eq!(r.unwrap_err(), RequestError::TimedOut);
+    assert_eq!((client.pending_requests(), client.stats().tracked), (1, 1));
+    let echo = TestServer::start(Behavior::Echo);
+    let (c2, _e2) = R::connect(fast(&echo.url()).correlate(echo_correlation).build().unwrap());
+    let r = within::<R, _>(secs(10), "a response in time", c2.request("req 4 x", 4u64).timeout(secs(5))).await;
+    assert_eq!(r.unwrap().as_text(), Some("req 4 x"));
+    assert_eq!(c2.pending_requests(), 0);
+}
+
 /// The window bounds pending requests: the next one waits for room, and gets it when one ends.
 async fn pending_requests_are_bounded<R: Rt>() {
     let server = TestServer::start(Behavior::Sink);
@@ -268,6 +300,7 @@ on_runtimes!(
     requests_get_their_own_response,
     dropped_requests_leave_nothing_behind,
     a_request_times_out,
+    a_request_times_out_by_its_own_timeout,
     pending_requests_are_bounded,
     a_lost_connection_fails_plain_requests_and_resends_idempotent_ones,
     json_requests,

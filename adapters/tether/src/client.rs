@@ -91,6 +91,11 @@ impl Shared {
         self.clock.now()
     }
 
+    /// A timer of the runtime that completes at `deadline`.
+    pub(crate) fn timer(&self, deadline: Instant) -> crate::runtime::BoxTimer {
+        self.clock.timer(deadline)
+    }
+
     pub(crate) fn wants_receipts(&self) -> bool {
         self.receipts_pending.load(Ordering::Acquire) > 0
     }

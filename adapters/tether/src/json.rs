@@ -144,6 +144,14 @@ impl<'a> JsonRequest<'a> {
             failed => Self(failed),
         }
     }
+
+    /// Gives up on the request if no response arrives in time: see [`Request::timeout`].
+    pub fn timeout(self, timeout: std::time::Duration) -> Self {
+        match self.0 {
+            Stage::Made(r) => Self(Stage::Made(r.timeout(timeout))),
+            failed => Self(failed),
+        }
+    }
 }
 
 impl Future for JsonRequest<'_> {

@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use tether_core::{AckKey, Message, MessageId, Outcome, SendError, State, Tracking};
 
 use crate::client::Client;
+use crate::runtime::BoxTimer;
 use crate::waiters::Slot;
 
 /// The end of a request: its response, or why there is none.
@@ -26,8 +29,8 @@ pub enum RequestError {
     /// message is in the [`SendError`].
     #[error("request refused: {0}")]
     Refused(SendError),
-    /// No response within [`AckConfig::timeout`](tether_core::AckConfig::timeout). The server may or may
-    /// not have processed the request.
+    /// No response within [`AckConfig::timeout`](tether_core::AckConfig::timeout), or within the
+    /// request's own [`Request::timeout`]. The server may or may not have processed the request.
     #[error("no response within the ack timeout; the server may or may not have processed the request")]
     TimedOut,
     /// The connection was lost after the request was sent, and the request is not idempotent: the
@@ -103,9 +106,12 @@ enum Stage {
 /// * **Keys.** The caller gives each request's key ([`Client::request`](crate::Client::request)), or the
 ///   JSON correlation generates one (`Client::request_json`, `json` feature). A key already pending is
 ///   refused ([`RequestError::Refused`] with [`SendError::DuplicateKey`]).
-/// * **Timeout**: [`AckConfig::timeout`](tether_core::AckConfig::timeout) (off by default), from the
-///   call: [`RequestError::TimedOut`]. Or put the future under your runtime's timeout: dropping it
-///   cancels the request.
+/// * **Timeout**: [`AckConfig::timeout`](tether_core::AckConfig::timeout) (off by default) for every
+///   request, from the call (its outcome is then [`Outcome::TimedOut`]), and a request's own
+///   [`Request::timeout`], from its first poll, on the runtime's clock (it then ends as if dropped: see
+///   below); the first to pass ends it with [`RequestError::TimedOut`]. A response that has arrived
+///   wins over a deadline passed at the same poll. Or put the future under your runtime's timeout:
+///   dropping it cancels the request.
 /// * **Bound**: requests are tracked messages, so the window
 ///   ([`AckConfig::max_messages`](tether_core::AckConfig::max_messages), `max_bytes`) bounds how many
 ///   are pending: `request` waits for room like `send`.
@@ -125,6 +131,11 @@ pub struct Request<'a> {
     stage: Stage,
     idempotent: bool,
     wait: Slot<'a>,
+    /// The request's own timeout, until its first poll starts `timer`.
+    timeout: Option<Duration>,
+    /// In a mutex only to keep `Request` `Sync` (a runtime's timer need not be); it is reached through
+    /// `&mut` (`Mutex::get_mut`), never locked.
+    timer: Option<Mutex<BoxTimer>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -134,13 +145,36 @@ impl std::fmt::Debug for Request<'_> {
             Stage::Sent { id, .. } => ("sent", Some(*id)),
             Stage::Done => ("done", None),
         };
-        f.debug_struct("Request").field("stage", &stage).field("id", &id).field("idempotent", &self.idempotent).finish()
+        f.debug_struct("Request")
+            .field("stage", &stage)
+            .field("id", &id)
+            .field("idempotent", &self.idempotent)
+            .field("timeout", &self.timeout)
+            .field("timer_running", &self.timer.is_some())
+            .finish()
     }
 }
 
 impl<'a> Request<'a> {
     pub(crate) fn new(client: &'a Client, key: AckKey, message: Message, wait: Slot<'a>) -> Self {
-        Self { client, stage: Stage::Unsent { key, slot: Some(message) }, idempotent: false, wait }
+        Self {
+            client,
+            stage: Stage::Unsent { key, slot: Some(message) },
+            idempotent: false,
+            wait,
+            timeout: None,
+            timer: None,
+        }
+    }
+
+    /// Gives up on the request if no response has arrived `timeout` after its first poll (when it is
+    /// made): it resolves to [`RequestError::TimedOut`] and ends as if the future were dropped (a
+    /// request still queued is withdrawn, [`Outcome::Aborted`]; one sent is [`Outcome::Abandoned`], and a
+    /// late response is an ordinary message). Measured on the runtime's clock; for this request only,
+    /// beside [`AckConfig::timeout`](tether_core::AckConfig::timeout) for every request. Default: none.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Marks the request idempotent: after a lost connection it is sent again (first, on the next
@@ -160,11 +194,25 @@ impl<'a> Request<'a> {
     }
 }
 
-impl Future for Request<'_> {
-    type Output = Result<Message, RequestError>;
+impl Request<'_> {
+    /// The request's own timeout passed: it ends as if dropped, unless its answer came meanwhile.
+    fn time_out(&mut self) -> Result<Message, RequestError> {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Sent { key, id, mut rx } => {
+                self.client.cancel_request(&key, id);
+                // Answered between the poll and the cancel: the answer stands.
+                if let Ok(Some(answer)) = rx.try_recv() {
+                    return answer;
+                }
+            }
+            Stage::Unsent { .. } => self.wait.release(),
+            Stage::Done => {}
+        }
+        Err(RequestError::TimedOut)
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
+    fn poll_stage(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, RequestError>> {
+        let this = self;
         loop {
             match std::mem::replace(&mut this.stage, Stage::Done) {
                 Stage::Unsent { key, mut slot } => {
@@ -193,6 +241,28 @@ impl Future for Request<'_> {
                 Stage::Done => unreachable!("a request future is not polled after it completed"),
             }
         }
+    }
+}
+
+impl Future for Request<'_> {
+    type Output = Result<Message, RequestError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(d) = this.timeout.take() {
+            // The clock starts when the request is made (a deadline past the clock's range: none).
+            let shared = &this.client.shared;
+            this.timer = shared.now().checked_add(d).map(|at| Mutex::new(shared.timer(at)));
+        }
+        let answer = this.poll_stage(cx);
+        if answer.is_pending()
+            && let Some(timer) = this.timer.as_mut()
+            && timer.get_mut().unwrap_or_else(PoisonError::into_inner).as_mut().poll(cx).is_ready()
+        {
+            this.timer = None;
+            return Poll::Ready(this.time_out());
+        }
+        answer
     }
 }
 

@@ -67,13 +67,23 @@ pub(crate) fn test_epoch() -> Instant {
     Instant::now()
 }
 
-/// A runtime's clock, for the handles that are not generic over the runtime ([`Client`](crate::Client)).
+/// A timer of the runtime, boxed for the handles that are not generic over it.
+pub(crate) type BoxTimer = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A runtime's clock and timers, for the handles that are not generic over the runtime
+/// ([`Client`](crate::Client), [`Request`](crate::Request)).
 pub(crate) trait Clock: Send + Sync + 'static {
     fn now(&self) -> Instant;
+    /// A timer that completes at `deadline`.
+    fn timer(&self, deadline: Instant) -> BoxTimer;
 }
 
 impl<R: Runtime> Clock for R {
     fn now(&self) -> Instant {
         Runtime::now(self)
+    }
+
+    fn timer(&self, deadline: Instant) -> BoxTimer {
+        Box::pin(Runtime::timer(self, deadline))
     }
 }

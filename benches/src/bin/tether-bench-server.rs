@@ -2,15 +2,16 @@
 //!
 //! `tether-bench-server [--port P]` listens on 127.0.0.1:P (0, the default, picks a free port) and prints
 //! `ready <port>` once it listens. Endpoints by path: `/sink` (and any other path) counts data messages and answers the text
-//! `END` with the count; `/echo` sends every data message back; `/blackhole` completes the handshake and
-//! then goes silent; `/feed?n=N` writes N JSON ticks, compressed when the client offers
-//! permessage-deflate, then drops what it reads. It exits when its standard input closes (so it never outlives the harness), or when
+//! `END` with the count; `/echo` sends every data message back; `/ack` answers every binary message with
+//! its first 8 bytes (an acknowledgement of its key); `/blackhole` completes the handshake and then goes
+//! silent; `/feed?n=N` writes N JSON ticks, compressed when the client offers permessage-deflate, then
+//! drops what it reads. It exits when its standard input closes (so it never outlives the harness), or when
 //! killed (the harness kills and restarts it to measure reconnection).
 
 use std::io::{Read, Write};
 
-use futures::{SinkExt, StreamExt};
-use tether_benches::{BLACKHOLE, ECHO, END, FEED, READY, feed};
+use futures::{FutureExt, SinkExt, StreamExt};
+use tether_benches::{ACK, BLACKHOLE, ECHO, END, FEED, READY, feed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -83,6 +84,28 @@ async fn serve(tcp: TcpStream) {
             // Hold the socket, read nothing, answer nothing, until the client goes away (it cannot
             // tell: the kernel still acknowledges). Exits with the process.
             std::future::pending::<()>().await;
+        }
+        ACK => {
+            // Acknowledgements are written as messages arrive and flushed once nothing more is ready
+            // to read (one write for a burst, as a server that batches its acks).
+            while let Some(Ok(msg)) = ws.next().await {
+                let mut next = Some(msg);
+                while let Some(msg) = next.take() {
+                    if let Message::Binary(b) = msg
+                        && ws.feed(Message::Binary(b.slice(..b.len().min(8)))).await.is_err()
+                    {
+                        return;
+                    }
+                    next = match ws.next().now_or_never() {
+                        Some(Some(Ok(m))) => Some(m),
+                        Some(_) => return,
+                        None => None,
+                    };
+                }
+                if ws.flush().await.is_err() {
+                    return;
+                }
+            }
         }
         FEED => {
             // Past tungstenite: the frames are written as made, and what the client sends (maybe

@@ -16,7 +16,7 @@ use crate::runtime::Runtime;
 
 /// Optional timeouts per phase; none by default (the core's overall connect timeout applies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct PhaseTimeouts([Option<Duration>; ConnectPhase::ALL.len()]);
+pub(crate) struct PhaseTimeouts([Option<Duration>; ConnectPhase::all().len()]);
 
 impl PhaseTimeouts {
     pub(crate) fn set(&mut self, phase: ConnectPhase, limit: Option<Duration>) {
@@ -31,12 +31,12 @@ impl PhaseTimeouts {
 }
 
 fn index(phase: ConnectPhase) -> Option<usize> {
-    ConnectPhase::ALL.iter().position(|p| *p == phase)
+    ConnectPhase::all().iter().position(|p| *p == phase)
 }
 
 /// The phase published in a progress cell (0: none yet).
 pub(crate) fn decode(cell: u8) -> Option<ConnectPhase> {
-    ConnectPhase::ALL.get(usize::from(cell).checked_sub(1)?).copied()
+    ConnectPhase::all().get(usize::from(cell).checked_sub(1)?).copied()
 }
 
 /// The phases of one attempt.
@@ -49,7 +49,7 @@ pub(crate) struct Phases<'a, R: Runtime> {
 
 impl<'a, R: Runtime> Phases<'a, R> {
     pub(crate) fn new(rt: &'a R, progress: &'a AtomicU8, timeouts: &'a PhaseTimeouts) -> Self {
-        Self { rt, progress, timeouts, log: Vec::with_capacity(ConnectPhase::ALL.len()) }
+        Self { rt, progress, timeouts, log: Vec::with_capacity(ConnectPhase::all().len()) }
     }
 
     /// Runs `phase`: publishes it, bounds it by its timeout if it has one, and logs its duration.
@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn cells_and_timeouts_round_trip() {
         assert_eq!(decode(0), None);
-        for (i, p) in ConnectPhase::ALL.iter().enumerate() {
+        for (i, p) in ConnectPhase::all().iter().enumerate() {
             assert_eq!(decode(i as u8 + 1), Some(*p));
         }
         assert_eq!(decode(200), None);

@@ -11,6 +11,7 @@
 //! table; benchmarks report, they assert nothing about time.
 
 mod anchors;
+mod delivery;
 mod memory;
 mod rt;
 mod runs;
@@ -222,6 +223,8 @@ fn main() {
     for &rt in &only {
         eprintln!("[{:>5.1}s] {} ...", started.elapsed().as_secs_f64(), rt.name());
         runtime_rows(rt, &p, &server, cpu, &mut best, &mut rows);
+        let sizes = delivery::Sizes { reps: p.reps, messages: p.n64 / 4, requests: p.echo };
+        delivery::rows(rt, &sizes, &server, &mut rows);
     }
     eprintln!("[{:>5.1}s] memory ...", started.elapsed().as_secs_f64());
     memory_rows(&p, &server, &mut rows);
