@@ -26,6 +26,7 @@ use tether_core::{
 use crate::connect::{self, Ws};
 use crate::correlate::Correlation;
 use crate::runtime::Runtime;
+use crate::writer::OpCode;
 
 /// Reports for the core, gathered during the I/O phase.
 pub(crate) type Reports = Vec<(TransportId, TransportEvent)>;
@@ -48,6 +49,9 @@ pub(crate) struct Conn<R: Runtime> {
     closing: bool,
     /// The WebSocket stream gave up (a protocol violation): the socket is read raw, to its end.
     failed: bool,
+    /// Output buffered beyond this is written out before more is taken (tungstenite's write buffer
+    /// size).
+    write_limit: usize,
 }
 
 /// What reading a connection came to.
@@ -64,6 +68,7 @@ pub(crate) enum Read {
 impl<R: Runtime> Conn<R> {
     pub(crate) fn new(id: TransportId, ws: Ws<R>) -> Self {
         Self {
+            write_limit: ws.get_config().write_buffer_size,
             id,
             ws,
             fed: None,
@@ -151,8 +156,8 @@ impl<R: Runtime> Conn<R> {
         let mut buf = [0u8; DRAIN_CHUNK];
         let mut progress = false;
         for _ in 0..budget {
-            // Under the extension's stream too: nothing read now is inflated.
-            match Pin::new(self.ws.get_mut().get_mut()).poll_read(cx, &mut buf) {
+            // Under the output buffer and the extension's stream: nothing read now is inflated.
+            match Pin::new(self.ws.get_mut().get_mut().get_mut()).poll_read(cx, &mut buf) {
                 Poll::Pending => return Read::Pending(progress),
                 Poll::Ready(Ok(n)) if n > 0 => progress = true,
                 // The end, or an error after the failure: either way it is over.
@@ -165,27 +170,61 @@ impl<R: Runtime> Conn<R> {
         Read::Budget
     }
 
-    /// Whether the connection can take a message now.
+    /// Whether the connection can take a message now: yes while the output buffer holds less than the
+    /// write buffer size; beyond, what is buffered is written out first (backpressure: `Pending` while
+    /// the socket cannot take it).
     #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Pin::new(&mut self.ws).poll_ready(cx).map_err(classify_write_error)
+        let limit = self.write_limit;
+        let out = self.ws.get_mut();
+        if out.buffered() < limit {
+            return Poll::Ready(Ok(()));
+        }
+        match out.poll_drain(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(TransportError::Io(e.to_string()))),
+            _ if out.buffered() < limit => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
     }
 
-    /// Writes a message (after [`poll_ready`](Self::poll_ready)); `id` is `None` for a ping or a
-    /// preamble message.
+    /// Writes a data message (after [`poll_ready`](Self::poll_ready)); `id` is `None` for a preamble
+    /// message. Encoded by Tether (see `writer`), not by tungstenite; compressed first when
+    /// permessage-deflate is in use and the message reaches the threshold: one frame with RSV1 set
+    /// (RFC 7692, 6), its payload the compressed message.
     #[inline]
-    pub(crate) fn start_send(
-        &mut self,
-        msg: WsMessage,
-        id: Option<MessageId>,
-        preamble: bool,
-    ) -> Result<(), TransportError> {
-        Pin::new(&mut self.ws).start_send(msg).map_err(classify_write_error)?;
+    pub(crate) fn send(&mut self, message: &Message, id: Option<MessageId>) -> Result<(), TransportError> {
+        self.writable()?;
+        let op = match message.kind() {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        let out = self.ws.get_mut();
+        match out.get_mut().compress(message.payload()) {
+            Some(compressed) => out.encode(true, true, op, &compressed),
+            None => out.encode(true, false, op, message.payload()),
+        }
         self.need_flush = true;
         if id.is_some() {
             self.fed = id;
-        } else if preamble {
+        } else {
             self.preamble_fed += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes a Ping (after [`poll_ready`](Self::poll_ready)). Control frames are never compressed.
+    pub(crate) fn ping(&mut self, payload: &[u8]) -> Result<(), TransportError> {
+        self.writable()?;
+        self.ws.get_mut().encode(true, false, OpCode::Ping, payload);
+        self.need_flush = true;
+        Ok(())
+    }
+
+    /// Refuses what tungstenite would refuse: nothing follows a close frame, sent or received.
+    #[inline]
+    fn writable(&self) -> Result<(), TransportError> {
+        if self.closing || self.failed {
+            return Err(TransportError::Io("sending after closing is not allowed".into()));
         }
         Ok(())
     }
@@ -238,31 +277,9 @@ impl<R: Runtime> Conn<R> {
         self.need_flush
     }
 
-    /// `message` as tungstenite sends it: compressed (a frame with RSV1) when permessage-deflate is in use
-    /// and the message reaches the threshold, as it is otherwise.
-    pub(crate) fn outgoing(&mut self, message: Message) -> WsMessage {
-        match self.ws.get_mut().compress(&message) {
-            Some(compressed) => compressed,
-            None => to_ws(message),
-        }
-    }
-
     /// Drops the connection with a reset: nothing unsent or unacknowledged reaches the server later.
     pub(crate) fn abort(mut self) {
         connect::tcp_of(&mut self.ws).abort_on_drop();
-    }
-}
-
-/// A message for tungstenite.
-pub(crate) fn to_ws(message: Message) -> WsMessage {
-    let (kind, payload) = message.into_parts();
-    match kind {
-        MessageKind::Binary => WsMessage::Binary(payload),
-        // The core only builds text messages from valid UTF-8; the check is tungstenite's price.
-        MessageKind::Text => match Utf8Bytes::try_from(payload) {
-            Ok(t) => WsMessage::Text(t),
-            Err(_) => unreachable!("text messages hold valid UTF-8"),
-        },
     }
 }
 

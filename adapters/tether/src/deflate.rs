@@ -13,21 +13,21 @@
 //!   bytes arrive, so an idle connection has none) that the [`Rewriter`] turns into plain frames in
 //!   tungstenite's buffer.
 //!
-//! Writes always go straight through: outgoing frames are compressed before tungstenite sees them
-//! ([`DeflateStream::compress`], called by the driver for each message).
+//! Writes always go straight through: outgoing messages are compressed before they are encoded
+//! ([`DeflateStream::compress`], called by the connection for each message, whose frame Tether's own
+//! encoder writes, see `writer`).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use async_tungstenite::WebSocketStream;
-use async_tungstenite::tungstenite::Message as WsMessage;
 use async_tungstenite::tungstenite::handshake::client::Response;
 use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
-use async_tungstenite::tungstenite::protocol::frame::Frame;
-use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncWrite};
-use tether_core::{DeflateParams, Message, MessageKind, OpenError};
+use tether_core::{DeflateParams, OpenError};
+use crate::writer::Out;
 use tether_deflate::{Compressor, DeflateConfig, Inbound, InflateError, ResponseEnd, Rewriter};
 
 /// Bytes read from the transport at a time while the extension is in use.
@@ -64,16 +64,11 @@ impl<S> DeflateStream<S> {
         &mut self.inner
     }
 
-    /// The compressed form of `message`, as the frame to send, when it is to go compressed.
-    pub(crate) fn compress(&mut self, message: &Message) -> Option<WsMessage> {
-        let payload = self.compressor.as_mut()?.compress(message.payload())?;
-        let data = match message.kind() {
-            MessageKind::Text => Data::Text,
-            MessageKind::Binary => Data::Binary,
-        };
-        let mut frame = Frame::message(payload, OpCode::Data(data), true);
-        frame.header_mut().rsv1 = true;
-        Some(WsMessage::Frame(frame))
+    /// The compressed form of a message's `payload`, when it is to go compressed (the extension is in
+    /// use and the message reaches the threshold): the payload of its one frame, sent with RSV1 set.
+    #[inline]
+    pub(crate) fn compress(&mut self, payload: &[u8]) -> Option<Bytes> {
+        self.compressor.as_mut()?.compress(payload)
     }
 
     /// Ends the handshake: from now on reads are rewritten by `rewriter` (`None`: not negotiated).
@@ -114,7 +109,7 @@ pub(crate) fn inflate_error(e: &io::Error) -> Option<&InflateError> {
 /// Checks the server's answer in `response` to the offer made from `cfg` and sets the stream up
 /// accordingly. `Ok(None)`: not offered, or declined.
 pub(crate) fn accept<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: &mut WebSocketStream<DeflateStream<S>>,
+    ws: &mut WebSocketStream<Out<DeflateStream<S>>>,
     cfg: Option<&DeflateConfig>,
     response: &Response,
 ) -> Result<Option<DeflateParams>, OpenError> {
@@ -135,7 +130,7 @@ pub(crate) fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         .collect::<Result<_, _>>()?;
     let params = tether_deflate::negotiate(cfg, lines).map_err(|e| OpenError::Extension(e.to_string()))?;
     let ws_cfg = *ws.get_config();
-    let stream = ws.get_mut();
+    let stream = ws.get_mut().get_mut();
     match params {
         None => stream.start(None, None),
         Some(p) => {

@@ -3,7 +3,7 @@
 //!
 //! Each round has two phases. **I/O, without the session lock**: poll the transport being opened, read
 //! inbound frames (only when the read side's own waker has fired, and only while the application's
-//! event buffer has room), write the batch of actions taken from the core with `poll_ready`/`start_send`
+//! event buffer has room), write the batch of actions taken from the core with `poll_ready` and Tether's own frame encoder
 //! (feed; an `Open` starts an attempt, polled at once), and flush once when the batch is written (so a
 //! burst of sends becomes few syscalls). **Core, under the lock**: report what the I/O phase saw, handle
 //! due timers, take the next batch of actions (up to `ACTION_BATCH`, in one `drain_actions` call) and
@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use async_tungstenite::tungstenite::Message as WsMessage;
 use futures::channel::oneshot;
 use futures::task::AtomicWaker;
 use tether_core::{
@@ -260,13 +259,13 @@ impl<R: Runtime> Driver<R> {
                         }
                         Poll::Ready(Ok(())) => {}
                     }
-                    let (msg, id, preamble) = match self.batch.pop_front() {
-                        Some(Action::Send { id, message, .. }) => (conn.outgoing(message), id, id.is_none()),
-                        Some(Action::Ping { payload, .. }) => (WsMessage::Ping(payload), None, false),
+                    let sent = match self.batch.pop_front() {
+                        Some(Action::Send { id, message, .. }) => conn.send(&message, id),
+                        Some(Action::Ping { payload, .. }) => conn.ping(&payload),
                         _ => unreachable!("the front was a Send or a Ping"),
                     };
                     progress = true;
-                    if let Err(e) = conn.start_send(msg, id, preamble) {
+                    if let Err(e) = sent {
                         self.reports.push((transport, TransportEvent::Closed(Err(e))));
                         self.conn = None;
                     }

@@ -52,6 +52,7 @@ mod runtime;
 mod stream;
 mod tls;
 mod waiters;
+mod writer;
 
 pub use builder::{
     BoxError, BuildError, ClientBuilder, ClientConfig, HttpRequest, RequestFuture, RequestHook, ResolveFuture, Resolver,

@@ -60,6 +60,7 @@ impl Waiters {
         }
     }
 
+    #[cold]
     fn free(&self, i: usize) {
         let mut s = self.lock();
         s.wakers[i] = None;

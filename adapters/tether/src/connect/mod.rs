@@ -36,17 +36,19 @@ use crate::proxy::{ProxyKind, ProxyUrl, SocksTarget, tunnel};
 use crate::runtime::Runtime;
 use crate::stream::{Head, HeadRecord, Tcp};
 use crate::tls::MaybeTls;
+use crate::writer::Out;
 use phases::Phases;
 
 /// The link to the first hop: the server, or the proxy (over TLS for an `https://` proxy).
 pub(crate) type Link<R> = MaybeTls<Tcp<R>>;
 
-/// An open WebSocket on runtime `R`, with the permessage-deflate state under tungstenite.
-pub(crate) type Ws<R> = WebSocketStream<DeflateStream<Head<MaybeTls<Link<R>>>>>;
+/// An open WebSocket on runtime `R`: tungstenite over the shared output buffer (see `writer`), over the
+/// permessage-deflate state (see `deflate`).
+pub(crate) type Ws<R> = WebSocketStream<Out<DeflateStream<Head<MaybeTls<Link<R>>>>>>;
 
 /// The TCP stream under a WebSocket (under TLS to the server and to a proxy, if any).
 pub(crate) fn tcp_of<R: Runtime>(ws: &mut Ws<R>) -> &mut Tcp<R> {
-    let link = match ws.get_mut().get_mut().get_mut() {
+    let link = match ws.get_mut().get_mut().get_mut().get_mut() {
         MaybeTls::Plain(link) => link,
         MaybeTls::Tls(tls) => tls.get_mut().0,
     };
@@ -107,7 +109,7 @@ pub(crate) async fn open<R: Runtime>(
     // permessage-deflate, if the request (after the hook) still offers it.
     let deflate = cfg.deflate.as_ref().filter(|_| request.headers().contains_key(SEC_WEBSOCKET_EXTENSIONS));
     let record = HeadRecord::default();
-    let stream = DeflateStream::new(Head::recording(stream, record.clone()), deflate.is_some());
+    let stream = Out::new(DeflateStream::new(Head::recording(stream, record.clone()), deflate.is_some()));
     let ws_config = Some(cfg.ws);
     let (mut ws, response) = phases
         .run(ConnectPhase::Handshake, async {
@@ -116,7 +118,7 @@ pub(crate) async fn open<R: Runtime>(
                 .map_err(|e| classify::classify_handshake(e, &record))
         })
         .await?;
-    ws.get_mut().get_mut().stop();
+    ws.get_mut().get_mut().get_mut().stop();
     tcp_of(&mut ws).keep();
     let mut info = ConnectInfo::new(rt.now().saturating_duration_since(started));
     // tungstenite has checked that the server chose one of the offered subprotocols.

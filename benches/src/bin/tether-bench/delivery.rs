@@ -212,7 +212,7 @@ pub fn rows(rt: Rt, s: &Sizes, server: &Server, rows: &mut Vec<Row>) {
         rt.name(),
         rt.raw_name(),
         [t50, t99, r50, r99],
-        "≤ 1.10×",
+        Some(("≤ 1.10×", 1.10)),
     );
 }
 

@@ -195,7 +195,21 @@ pub async fn tether_reconnects(rt: Rt, mut server: Server, cpu: Option<usize>, n
                     at = Some(a);
                     delay = d;
                 }
-                Event::Connected { .. } => break Instant::now(),
+                Event::Connected { info, .. } => {
+                    let now = Instant::now();
+                    if std::env::var_os("TETHER_BENCH_RECONNECT_PARTS").is_some() {
+                        // Where the time goes: the attempt's start after the scheduled instant, and the
+                        // attempt itself by phase (TETHER_BENCH_RECONNECT_PARTS=1 in the environment).
+                        let start = now - info.handshake;
+                        eprintln!(
+                            "reconnect: at->start {:?} handshake {:?} phases {:?}",
+                            at.map(|a| start.saturating_duration_since(a)),
+                            info.handshake,
+                            info.phases
+                        );
+                    }
+                    break now;
+                }
                 Event::Failed(f) => panic!("client failed: {f:?}"),
                 _ => {}
             }
