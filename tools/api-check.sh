@@ -7,7 +7,8 @@
 #
 # The listing needs a nightly toolchain (rustdoc's JSON output is unstable): `rustup toolchain install
 # nightly`. It lists every public item with its signature, `#[non_exhaustive]` marks and the traits it
-# implements (tools/api-listing.py), so any change to the API is a reviewable diff of api/*.txt.
+# implements (tools/api-listing.py), so any change to the API is a reviewable diff of api/*.txt. Every
+# feature is on (`--all-features`), so optional items (the `json` feature's) are listed too.
 #
 # --semver runs `cargo semver-checks` (`cargo install cargo-semver-checks --locked`; about 10 minutes
 # of CPU to build) on every library crate against the commit in api/BASELINE, the last reviewed API,
@@ -16,12 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-check}"
-crates="tether-core tether tether-tokio tether-smol tether-async-std tether-chaos"
+crates="tether-core tether-deflate tether tether-tokio tether-smol tether-async-std tether-chaos"
 out="api"
 if [ "$mode" != --write ]; then out="$(mktemp -d)"; trap 'rm -rf "$out"' EXIT; fi
 mkdir -p "$out"
 for c in $crates; do
-    cargo +nightly rustdoc -q -p "$c" --lib -- -Z unstable-options --output-format json
+    cargo +nightly rustdoc -q -p "$c" --lib --all-features -- -Z unstable-options --output-format json
     python3 tools/api-listing.py "target/doc/${c//-/_}.json" >"$out/$c.txt"
 done
 status=0
@@ -37,7 +38,7 @@ fi
 if [ "$mode" = --semver ]; then
     baseline="$(cat api/BASELINE)"
     for c in $crates; do
-        cargo semver-checks --package "$c" --baseline-rev "$baseline" || status=1
+        cargo semver-checks --package "$c" --all-features --baseline-rev "$baseline" || status=1
     done
 fi
 exit "$status"

@@ -165,6 +165,77 @@ fn round_trip_every_window_with_and_without_context_takeover() {
     }
 }
 
+/// Inflates one message the client compressed, as a streaming server with a `bits` window does (RFC
+/// 7692 7.2.2: the tail appended), 64 bytes of output per call, so that only the window holds the
+/// history: zlib refuses a back-reference farther than that ("invalid distance too far back").
+fn server_inflate(d: &mut flate2::Decompress, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    let (mut out, mut chunk, mut used) = (Vec::new(), [0u8; 64], 0);
+    loop {
+        let (in0, out0) = (d.total_in(), d.total_out());
+        d.decompress(&input[used..], &mut chunk, flate2::FlushDecompress::Sync).map_err(|e| e.to_string())?;
+        used += (d.total_in() - in0) as usize;
+        let wrote = (d.total_out() - out0) as usize;
+        out.extend_from_slice(&chunk[..wrote]);
+        if used == input.len() && wrote < chunk.len() {
+            return Ok(out);
+        }
+        if wrote == 0 && d.total_in() == in0 {
+            return Err(format!("stuck after {used} of {} bytes", input.len()));
+        }
+    }
+}
+
+#[test]
+fn compressor_honours_the_agreed_window_and_context_takeover() {
+    // The server may answer a smaller `client_max_window_bits` than offered: the client must then
+    // compress within it, or the server's inflater (sized to it) fails. Without context takeover, each
+    // message must inflate on its own. Besides the corpus, a message that repeats a 20 000-byte random
+    // block: a compressor with a larger window than agreed refers 20 000 bytes back.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let block: Vec<u8> = (0..20_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut messages: Vec<Vec<u8>> = corpus().into_iter().map(|(_, p)| p).collect();
+    messages.push(block.repeat(2));
+    messages.push(block.clone()); // with context takeover, a reference to the previous message
+    let offered = DeflateConfig::default().threshold(Some(0));
+    for bits in 9..=15 {
+        for nct in [false, true] {
+            let mut c = Compressor::new(&offered, &DeflateParams::new(15, bits, false, nct));
+            let mut server = flate2::Decompress::new_with_window_bits(false, bits);
+            let mut wire = 0;
+            for (k, payload) in messages.iter().enumerate() {
+                let compressed = c.compress(payload).expect("threshold 0: compressed");
+                wire += compressed.len();
+                if nct {
+                    // A fresh inflater per message: nothing may refer to an earlier message.
+                    server = flate2::Decompress::new_with_window_bits(false, bits);
+                }
+                let got = server_inflate(&mut server, &compressed)
+                    .unwrap_or_else(|e| panic!("bits {bits} nct {nct} message {k}: {e}"));
+                assert!(got == *payload, "bits {bits} nct {nct} message {k}: inflated differently");
+            }
+            // Not a vacuous pass: the messages did shrink.
+            let total: usize = messages.iter().map(Vec::len).sum();
+            assert!(wire < total / 2, "bits {bits} nct {nct}: {wire} of {total} bytes");
+        }
+    }
+    // The config's own smaller window wins over a larger answer.
+    let mut c = Compressor::new(&offered.client_max_window_bits(9), &DeflateParams::new(15, 15, false, false));
+    let mut server = flate2::Decompress::new_with_window_bits(false, 9);
+    for (k, payload) in messages.iter().enumerate() {
+        let got = server_inflate(&mut server, &c.compress(payload).expect("compressed"));
+        assert!(got.as_deref() == Ok(&payload[..]), "message {k}: {:?}", got.err());
+    }
+}
+
 #[test]
 fn round_trip_whatever_the_cuts() {
     let (stream, expected) = server_stream(15, false, Ending::Stripped, &[3, 100, 1]);

@@ -105,36 +105,29 @@ async fn echo<R: Rt>(kind: Kind) {
     assert_eq!(client.state(), State::Connected);
 }
 
-/// The server pings every 50 ms; an otherwise idle client answers every ping, promptly.
+/// The server pings every 50 ms; an otherwise idle client answers every ping, promptly. The server's
+/// timer is its own: on a loaded machine it fires less often, so the client waits (bounded) until the
+/// server has pinged at least 5 times rather than a fixed second; a pong must follow each ping within
+/// 2 s (an unflushed pong on an idle client would never be sent).
 async fn server_pings<R: Rt>(kind: Kind) {
     let peer = Peer::start(kind, "ping:50");
     // Tether's own heartbeat off: the only pongs are answers to the server.
     let (client, mut events) = R::connect(fast(&peer.url()).heartbeat(None).build().unwrap());
     let mut seen = vec![];
     until::<R>(&mut events, &mut seen, secs(10), "connected", connected).await;
-    R::sleep(ms(1_000)).await;
-    client.send("stats?").await.unwrap();
-    let e = until::<R>(
-        &mut events,
-        &mut seen,
-        secs(5),
-        "stats",
-        |e| matches!(e, Event::Message(m) if m.as_text().is_some_and(|t| t.starts_with("stats "))),
-    )
-    .await;
-    let Event::Message(m) = e else { unreachable!() };
-    let text = m.as_text().unwrap_or_default().to_owned();
-    let field = |name: &str| -> u64 {
-        text.split(' ')
-            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
-    };
-    let (pings, pongs, max_ms) = (field("pings"), field("pongs"), field("max_pong_ms"));
+    let mut text = String::new();
+    for _ in 0..20 {
+        R::sleep(ms(1_000)).await;
+        text = peer_stats::<R>(&client, &mut events, &mut seen).await;
+        if stat(&text, "pings") >= 5 {
+            break;
+        }
+    }
+    let (pings, pongs, max_ms) = (stat(&text, "pings"), stat(&text, "pongs"), stat(&text, "max_pong_ms"));
     eprintln!("{kind:?} peer: {text}");
-    assert!(pings >= 5, "the server pinged only {pings} times in 1 s: {text}");
+    assert!(pings >= 5, "the server pinged only {pings} times in 20 s: {text}");
     assert!(pongs + 1 >= pings, "unanswered pings (an unflushed pong?): {text}");
-    assert!(max_ms <= 500, "a pong took {max_ms} ms: {text}");
+    assert!(max_ms <= 2_000, "a pong took {max_ms} ms: {text}");
 }
 
 /// The server closes with 1001 (going away): the client reconnects and carries on.

@@ -151,12 +151,15 @@ async fn half_open<R: Rt>() {
     for i in 1..=5 {
         client.send(format!("1-{i}")).await.unwrap();
     }
-    let e =
-        until::<R>(&mut events, bound * 3, "the half-open link detected", |e| matches!(e, Event::Disconnected { .. }))
-            .await;
+    let e = until::<R>(&mut events, bound + Duration::from_secs(5), "the half-open link detected", |e| {
+        matches!(e, Event::Disconnected { .. })
+    })
+    .await;
     let detected = cut.elapsed();
     assert!(matches!(&e, Event::Disconnected { cause: Cause::Heartbeat(_), .. }), "found by the heartbeat: {e:?}");
-    let slack = Duration::from_millis(700);
+    // Generous on purpose (a loaded machine delays timers); the exact instant is proven on virtual time
+    // (virtual_driver.rs), here it is the heartbeat and not TCP's own timeouts that finds the link.
+    let slack = Duration::from_secs(3);
     assert!(detected <= bound + slack, "detected after {detected:?}; bound {bound:?} + slack {slack:?}");
     eprintln!("netns: half-open link detected after {detected:?} (bound {bound:?})");
 

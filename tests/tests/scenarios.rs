@@ -252,7 +252,11 @@ async fn c_half_open<R: Rt>() {
     })
     .await;
     let detected = cut_at.elapsed();
-    let slack = ms(700);
+    // Exact timing is proven on virtual time (virtual_driver.rs:
+    // heartbeat_detects_a_silent_server_at_exactly_interval_plus_pong_timeout). On real sockets and a
+    // loaded machine the bound only tells the heartbeat from slower paths (TCP's own timeouts), so
+    // the slack is generous: 0.7 s flaked at a load of 15 on 2 cores (1.48 s seen).
+    let slack = secs(3);
     assert!(detected <= bound + slack, "detected after {detected:?}, bound {bound:?} + slack {slack:?}");
     proxy.blackhole(false);
     w.connected::<R>().await;

@@ -21,13 +21,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use crate::writer::Out;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::handshake::client::Response;
 use async_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use bytes::Bytes;
 use futures::io::{AsyncRead, AsyncWrite};
 use tether_core::{DeflateParams, OpenError};
-use crate::writer::Out;
 use tether_deflate::{Compressor, DeflateConfig, Inbound, InflateError, ResponseEnd, Rewriter};
 
 /// Bytes read from the transport at a time while the extension is in use.
