@@ -12,3 +12,17 @@ pub mod sim;
 pub mod vnet;
 
 pub use tether_chaos::{pki, proxy, raw, server};
+
+/// `len` deterministic pseudo-random bytes from `seed` (xorshift64, the low byte of each step):
+/// incompressible payloads for the compression and interop tests, the same on every run.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

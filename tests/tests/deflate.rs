@@ -193,15 +193,7 @@ fn compressor_honours_the_agreed_window_and_context_takeover() {
     // compress within it, or the server's inflater (sized to it) fails. Without context takeover, each
     // message must inflate on its own. Besides the corpus, a message that repeats a 20 000-byte random
     // block: a compressor with a larger window than agreed refers 20 000 bytes back.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let block: Vec<u8> = (0..20_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let block = tether_tests::noise(0x2545_f491_4f6c_dd1d, 20_000);
     let mut messages: Vec<Vec<u8>> = corpus().into_iter().map(|(_, p)| p).collect();
     messages.push(block.repeat(2));
     messages.push(block.clone()); // with context takeover, a reference to the previous message
@@ -390,16 +382,13 @@ fn fuzz_corpus_deflate() {
 fn fuzz_body_on_seeded_random_inputs() {
     // The fuzz body on pseudo-random inputs (deterministic), so the checker itself is exercised on
     // every `cargo test`, not only on the committed corpus.
-    let mut x = 42u64;
-    for len in (0..400).map(|i| 16 + i * 13) {
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        tether_tests::deflate::rewriter(&data);
+    // One stream cut into consecutive inputs of growing length.
+    let lens: Vec<usize> = (0..400).map(|i| 16 + i * 13).collect();
+    let stream = tether_tests::noise(42, lens.iter().sum());
+    let mut rest = &stream[..];
+    for len in lens {
+        let (data, tail) = rest.split_at(len);
+        tether_tests::deflate::rewriter(data);
+        rest = tail;
     }
 }

@@ -287,15 +287,7 @@ async fn deflate_echo<R: Rt>(kind: Kind, compression: &str, client_cfg: DeflateC
     assert!(stat(&text, "wire_in") < sent as u64 / 3, "the client's messages were not compressed: {text}");
     assert!(stat(&text, "wire_out") < sent as u64 / 3, "the server's messages were not compressed: {text}");
     // Incompressible, empty and non-ASCII messages.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..65_536)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = tether_tests::noise(0x2545_f491_4f6c_dd1d, 65_536);
     client.send(Message::binary(noise.clone())).await.unwrap();
     client.send("").await.unwrap();
     client.send(Message::binary(Vec::new())).await.unwrap();
